@@ -1,0 +1,168 @@
+"""Camera geometry shared by the data pipeline and post-processing.
+
+Conventions (see DESIGN.md): camera frame as OpenCV (x right, y down, z away from the camera), metres.
+Pixel coordinates are continuous, (0, 0) at the top-left corner of the top-left pixel's centre.
+
+The model predicts joints and vertices in *uvd space* of its input crop:
+- u, v: crop pixels scaled to the heatmap, `u = x_crop * heatmap_size / image_size`, in [0, heatmap_size);
+- d: depth relative to the root joint (the wrist) in bins, `d = (z - z_root) / depth_range * depth_size +
+  depth_size / 2`, so the root sits in the middle bin and the bins span `depth_range` metres.
+
+Every augmentation and crop is a 2D similarity `A` (rotation, uniform scale, translation, optional
+mirror) of the image. `camera_after_affine` turns it into the matching camera: points move by a 3D
+rotation/mirror `R` about the optical axis and `K' = A K R^T`, so `project(R X, K') = A project(X, K)`
+exactly. The labels therefore move by exactly the transform that moved the pixels.
+"""
+
+import numpy as np
+
+CROP_MARGIN = 1.3
+
+
+def to_homogeneous_affine(affine: np.ndarray) -> np.ndarray:
+    """(..., 2, 3) affine -> (..., 3, 3) matrix with last row (0, 0, 1)."""
+    affine = np.asarray(affine, dtype=np.float64)
+    bottom = np.zeros(affine.shape[:-2] + (1, 3))
+    bottom[..., 0, 2] = 1.0
+    return np.concatenate([affine, bottom], axis=-2)
+
+
+def apply_affine(points_2d: np.ndarray, affine: np.ndarray) -> np.ndarray:
+    """Apply a (2, 3) affine to points (..., N, 2); returns (..., N, 2)."""
+    affine = np.asarray(affine, dtype=np.float64)
+    return points_2d @ affine[..., :2, :2].swapaxes(-1, -2) + affine[..., None, :2, 2]
+
+
+def invert_affine(affine: np.ndarray) -> np.ndarray:
+    """Inverse of a (..., 2, 3) affine."""
+    return np.linalg.inv(to_homogeneous_affine(affine))[..., :2, :]
+
+
+def square_box_affine(
+    box: np.ndarray, output_size: int, margin: float = CROP_MARGIN, mirror: bool = False
+) -> np.ndarray:
+    """(2, 3) affine mapping original pixels to a square crop of side `output_size` around `box`.
+
+    Args:
+        box: (x1, y1, x2, y2) in original pixels.
+        output_size: side of the crop in pixels.
+        margin: the crop's side is `margin * max(box width, box height)`.
+        mirror: flip the crop left-right (used for left hands, so the network always sees a right hand).
+    """
+    x1, y1, x2, y2 = (float(value) for value in box)
+    if not (np.isfinite([x1, y1, x2, y2]).all() and x2 > x1 and y2 > y1):
+        raise ValueError(f"box must be finite (x1, y1, x2, y2) with x2 > x1 and y2 > y1, got {tuple(box)}")
+    side = margin * max(x2 - x1, y2 - y1)
+    scale = output_size / side
+    centre_x, centre_y = (x1 + x2) / 2, (y1 + y2) / 2
+    sign = -1.0 if mirror else 1.0
+    return np.array(
+        [
+            [sign * scale, 0.0, output_size / 2 - sign * scale * centre_x],
+            [0.0, scale, output_size / 2 - scale * centre_y],
+        ]
+    )
+
+
+def project(points_xyz: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """Perspective projection of camera-frame points (..., N, 3) with intrinsics (..., 3, 3) to pixels (..., N, 2)."""
+    homogeneous = points_xyz @ np.asarray(K, dtype=np.float64).swapaxes(-1, -2)
+    return homogeneous[..., :2] / homogeneous[..., 2:3]
+
+
+def camera_after_affine(affine: np.ndarray, K: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The camera that sees the image transformed by the 2D similarity `affine`.
+
+    Args:
+        affine: (2, 3) similarity (rotation, uniform scale, translation, optional mirror).
+        K: (3, 3) intrinsics of the original image.
+
+    Returns:
+        (K_new, R): points in the new camera frame are `R @ X`, and `project(R X, K_new)` equals
+        `affine` applied to `project(X, K)`. `R` is a rotation about the optical axis, times
+        diag(-1, 1, 1) when the affine mirrors.
+    """
+    linear = np.asarray(affine, dtype=np.float64)[:2, :2]
+    scale = np.sqrt(abs(np.linalg.det(linear)))
+    if scale == 0:
+        raise ValueError("affine is singular")
+    mirror = np.linalg.det(linear) < 0
+    rotation_2d = linear / scale
+    if mirror:
+        rotation_2d = rotation_2d @ np.diag([-1.0, 1.0])
+    R = np.eye(3)
+    R[:2, :2] = rotation_2d
+    if mirror:
+        R = R @ np.diag([-1.0, 1.0, 1.0])
+    K_new = to_homogeneous_affine(affine) @ np.asarray(K, dtype=np.float64) @ R.T
+    return K_new, R
+
+
+def xyz_to_uvd(
+    points_xyz: np.ndarray,
+    K_crop: np.ndarray,
+    root_depth: float,
+    image_size: int,
+    heatmap_size: int,
+    depth_size: int,
+    depth_range: float,
+) -> np.ndarray:
+    """Camera-frame points (N, 3) in metres -> uvd (N, 3) of the crop whose intrinsics are `K_crop`.
+
+    `root_depth` is the z of the root joint in metres; `depth_range` in metres.
+    """
+    uv = project(points_xyz, K_crop) * (heatmap_size / image_size)
+    d = (points_xyz[..., 2] - root_depth) / depth_range * depth_size + depth_size / 2
+    return np.concatenate([uv, d[..., None]], axis=-1)
+
+
+def uvd_to_xyz(
+    uvd: np.ndarray,
+    K_crop: np.ndarray,
+    root_depth: float,
+    image_size: int,
+    heatmap_size: int,
+    depth_size: int,
+    depth_range: float,
+) -> np.ndarray:
+    """Inverse of `xyz_to_uvd`: uvd (N, 3) -> camera-frame points (N, 3) in metres, given the root's depth."""
+    uvd = np.asarray(uvd, dtype=np.float64)
+    K_crop = np.asarray(K_crop, dtype=np.float64)
+    pixels = uvd[..., :2] * (image_size / heatmap_size)
+    z = root_depth + (uvd[..., 2] - depth_size / 2) / depth_size * depth_range
+    homogeneous = np.concatenate([pixels, np.ones_like(pixels[..., :1])], axis=-1)
+    rays = homogeneous @ np.linalg.inv(K_crop).T
+    return rays / rays[..., 2:3] * z[..., None]
+
+
+def root_depth_from_bone_length(
+    uvd: np.ndarray,
+    K_crop: np.ndarray,
+    bone: tuple[int, int],
+    bone_length: float,
+    image_size: int,
+    heatmap_size: int,
+    depth_size: int,
+    depth_range: float,
+) -> float:
+    """The root depth (metres) at which the joints `uvd` (21, 3) give `bone` the metric length `bone_length`.
+
+    The length of the bone grows monotonically with the root depth once the camera is in front of the
+    hand, so a bisection on [near, far] finds it.
+    """
+
+    def length_at(depth: float) -> float:
+        joints = uvd_to_xyz(uvd, K_crop, depth, image_size, heatmap_size, depth_size, depth_range)
+        return float(np.linalg.norm(joints[bone[0]] - joints[bone[1]]))
+
+    near = depth_range / 2 + 1e-3
+    far = near
+    while length_at(far) < bone_length and far < 1e4:
+        far *= 2
+    for _ in range(60):
+        middle = (near + far) / 2
+        if length_at(middle) < bone_length:
+            near = middle
+        else:
+            far = middle
+    return (near + far) / 2

@@ -1,0 +1,31 @@
+"""Install clip-hand3d: the library `clip_hand3d` with the network folder `modeling/` as `clip_hand3d.modeling`."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="clip-hand3d",
+    version="0.1.0",
+    description="CLIP-Hand3D: 3D hand pose and mesh estimation from one RGB image, Hugging Face native.",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["clip_hand3d", "clip_hand3d.*"]) + ["clip_hand3d.modeling"],
+    package_dir={"clip_hand3d.modeling": "modeling"},
+    install_requires=[
+        "torch>=2.4",
+        "transformers>=5.4",
+        "huggingface_hub",
+        "safetensors",
+        "datasets>=4",
+        "accelerate",
+        "evaluate",
+        "gradio",
+        "numpy",
+        "scipy",
+        "pillow",
+        "matplotlib",
+    ],
+    extras_require={"test": ["pytest", "ruff"]},
+    entry_points={"console_scripts": ["clip-hand3d=clip_hand3d.cli:main"]},
+)
