@@ -1,0 +1,88 @@
+"""Loss functions against hand-computed cases."""
+
+import math
+
+import pytest
+import torch
+
+from clip_hand3d.modeling.losses import (
+    apply_uv_affine,
+    clip_loss,
+    consistency_2d_loss,
+    consistency_3d_loss,
+    edge_loss,
+    masked_l1,
+    normal_loss,
+)
+
+TRIANGLE = torch.tensor([[[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]])
+FACES = torch.tensor([[0, 1, 2]])
+
+
+def test_masked_l1_counts_only_valid_samples():
+    prediction = torch.zeros(2, 3, 3)
+    target = torch.stack([torch.ones(3, 3), 5 * torch.ones(3, 3)])
+    assert masked_l1(prediction, target).item() == pytest.approx(3.0)
+    assert masked_l1(prediction, target, torch.tensor([True, False])).item() == pytest.approx(1.0)
+    assert masked_l1(prediction, target, torch.tensor([False, False])).item() == 0.0
+
+
+def test_masked_l1_per_point_mask():
+    prediction = torch.zeros(1, 2, 3)
+    target = torch.tensor([[[1.0, 1.0, 1.0], [3.0, 3.0, 3.0]]])
+    assert masked_l1(prediction, target, torch.tensor([[False, True]])).item() == pytest.approx(3.0)
+
+
+def test_normal_loss_zero_in_plane_and_known_when_tilted():
+    assert normal_loss(TRIANGLE, TRIANGLE, FACES).item() == pytest.approx(0.0, abs=1e-7)
+    # Lift vertex 2 to z = 1: edges v1->v2 = (-1, 1, 1), v2->v0 = (0, -1, -1); the target normal is +z.
+    tilted = TRIANGLE.clone()
+    tilted[0, 2, 2] = 1.0
+    expected = (0.0 + 1 / math.sqrt(3) + 1 / math.sqrt(2)) / 3
+    assert normal_loss(tilted, TRIANGLE, FACES).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_edge_loss_of_scaled_triangle():
+    # Scaling by 2 doubles every edge: |1-2| + |sqrt2 - 2 sqrt2| + |1-2| over 3 edges.
+    expected = (1 + math.sqrt(2) + 1) / 3
+    assert edge_loss(2 * TRIANGLE, TRIANGLE, FACES).item() == pytest.approx(expected, rel=1e-6)
+    assert edge_loss(TRIANGLE + 5.0, TRIANGLE, FACES).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_uv_affine_moves_uv_and_keeps_depth():
+    points = torch.tensor([[[1.0, 2.0, 7.0]]])
+    rotate_90_and_shift = torch.tensor([[[0.0, -1.0, 10.0], [1.0, 0.0, 0.0]]])
+    assert apply_uv_affine(points, rotate_90_and_shift).tolist() == [[[8.0, 1.0, 7.0]]]
+
+
+def test_consistency_losses_vanish_for_consistent_views():
+    torch.manual_seed(0)
+    joints = torch.rand(2, 21, 3)
+    vertices = torch.rand(2, 778, 3)
+    affine = torch.tensor([[[0.8, -0.6, 3.0], [0.6, 0.8, -1.0]]]).repeat(2, 1, 1)
+    assert consistency_2d_loss(joints, apply_uv_affine(joints, affine), affine).item() == pytest.approx(0.0, abs=1e-6)
+    assert consistency_3d_loss(vertices, apply_uv_affine(vertices, affine), affine).item() == pytest.approx(
+        0.0, abs=1e-6
+    )
+    shifted = apply_uv_affine(joints, affine) + torch.tensor([0.5, 0.0, 0.0])
+    assert consistency_2d_loss(joints, shifted, affine).item() == pytest.approx(0.25, rel=1e-5)
+
+
+def test_clip_loss_matches_hand_computation():
+    # Two samples, orthogonal unit embeddings, perfectly matched: logits = diag(s) on each axis.
+    pose = torch.eye(2)[:, None, :].repeat(1, 3, 1)
+    scales = torch.tensor([1.0, 2.0, 3.0])
+    loss, logits = clip_loss(pose, pose.clone(), scales, gather=False)
+    expected_per_axis = [2 * math.log(1 + math.exp(-s)) for s in (1.0, 2.0, 3.0)]
+    assert loss.item() == pytest.approx(sum(expected_per_axis) / 3, rel=1e-6)
+    assert logits.shape == (3, 2, 2)
+    assert torch.allclose(logits[2], torch.diag(torch.tensor([3.0, 3.0])))
+
+
+def test_clip_loss_is_lower_for_matched_than_swapped_pairs():
+    torch.manual_seed(0)
+    pose = torch.nn.functional.normalize(torch.randn(4, 3, 8), dim=-1)
+    scales = torch.full((3,), 10.0)
+    matched, _ = clip_loss(pose, pose, scales, gather=False)
+    swapped, _ = clip_loss(pose, pose.flip(0), scales, gather=False)
+    assert matched < swapped
