@@ -1,0 +1,1 @@
+"""Named model variants, one folder each (config.json, preprocessor_config.json, tokenizer files)."""

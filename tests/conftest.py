@@ -1,0 +1,35 @@
+"""Shared fixtures: the tiny variant's config and model, built offline with random weights."""
+
+import pytest
+import torch
+
+from clip_hand3d.modeling import CLIPHand3DConfig, CLIPHand3DModel
+from clip_hand3d.variants import resolve_variant
+
+
+@pytest.fixture(scope="session")
+def tiny_config() -> CLIPHand3DConfig:
+    return CLIPHand3DConfig.from_pretrained(resolve_variant("clip-hand3d-tiny"))
+
+
+@pytest.fixture()
+def tiny_model(tiny_config) -> CLIPHand3DModel:
+    torch.manual_seed(0)
+    return CLIPHand3DModel(tiny_config)
+
+
+def random_batch(config: CLIPHand3DConfig, batch_size: int = 2, seed: int = 0, text_length: int = 24) -> dict:
+    """Inputs and targets of the right shapes and ranges for `config`."""
+    generator = torch.Generator().manual_seed(seed)
+    size, heatmap = config.image_size, config.heatmap_size
+    input_ids = torch.randint(3, config.text_config.vocab_size, (batch_size, 3, text_length), generator=generator)
+    attention_mask = torch.ones_like(input_ids)
+    attention_mask[:, :, text_length // 2 :] = 0
+    return {
+        "pixel_values": torch.randn(batch_size, 3, size, size, generator=generator),
+        "text_input_ids": input_ids,
+        "text_attention_mask": attention_mask,
+        "joints_uvd": torch.rand(batch_size, 21, 3, generator=generator) * heatmap,
+        "vertices_uvd": torch.rand(batch_size, 778, 3, generator=generator) * heatmap,
+        "vertices_valid": torch.ones(batch_size, dtype=torch.bool),
+    }
