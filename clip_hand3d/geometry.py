@@ -1,7 +1,8 @@
 """Camera geometry shared by the data pipeline and post-processing.
 
 Conventions (see DESIGN.md): camera frame as OpenCV (x right, y down, z away from the camera), metres.
-Pixel coordinates are continuous, (0, 0) at the top-left corner of the top-left pixel's centre.
+Pixel coordinates are continuous with pixel centres at integers (OpenCV): the top-left pixel covers
+[-0.5, 0.5] x [-0.5, 0.5].
 
 The model predicts joints and vertices in *uvd space* of its input crop:
 - u, v: crop pixels scaled to the heatmap, `u = x_crop * heatmap_size / image_size`, in [0, heatmap_size);

@@ -10,7 +10,9 @@ JOINT_NAMES = ("wrist",) + tuple(f"{finger} {part}" for finger in FINGER_NAMES f
 NUM_JOINTS = len(JOINT_NAMES)
 
 # Parent of each joint in the kinematic tree (-1 for the wrist, the root).
-JOINT_PARENTS = (-1,) + tuple(0 if part == 0 else 1 + 4 * finger + part - 1 for finger in range(5) for part in range(4))
+JOINT_PARENTS = (-1,) + tuple(
+    0 if part == 0 else 1 + 4 * finger + part - 1 for finger in range(5) for part in range(4)
+)
 
 ROOT_JOINT = 0
 # The bone whose metric length FreiHAND calls the hand's "scale": middle MCP to middle PIP.
