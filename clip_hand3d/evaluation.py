@@ -1,0 +1,182 @@
+"""Evaluate a model on a held-out split: predictions in metres, FreiHAND's scores, the mean-pose baseline.
+
+Predictions are turned from uvd into the crop camera's frame with the ground-truth root depth (the protocol of
+FreiHAND, RHD and STB, which score root-relative or aligned shapes), then made root-relative.
+"""
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from clip_hand3d.geometry import uvd_to_xyz
+from clip_hand3d.metrics import freihand_scores, procrustes_align
+from clip_hand3d.modeling import CLIPHand3DConfig, CLIPHand3DModel
+
+
+def uvd_batch_to_xyz(
+    uvd: np.ndarray, K_crop: np.ndarray, root_depth: np.ndarray, config: CLIPHand3DConfig
+) -> np.ndarray:
+    """uvd (B, N, 3) -> crop-camera points (B, N, 3) in metres, given each sample's crop K and root depth (m)."""
+    return np.stack(
+        [
+            uvd_to_xyz(points, K, depth, config.image_size, config.heatmap_size, config.depth_size, config.depth_range)
+            for points, K, depth in zip(uvd, K_crop, root_depth, strict=True)
+        ]
+    )
+
+
+@torch.no_grad()
+def predict(model: CLIPHand3DModel, dataloader: DataLoader, accelerator=None) -> dict[str, np.ndarray]:
+    """Run `model` over `dataloader` (eval transform) -> root-relative metres: `pred_joints`, `gt_joints`
+    (N, 21, 3), `pred_vertices`, `gt_vertices` (N, 778, 3), `vertices_valid` (N,), and `joints_uvd` (N, 21, 3).
+
+    With an `accelerator`, batches of all processes are gathered (duplicates of the last uneven batch dropped).
+    """
+    model.eval()
+    config = model.config
+    parts = {
+        name: []
+        for name in ("pred_joints", "gt_joints", "pred_vertices", "gt_vertices", "vertices_valid", "joints_uvd")
+    }
+    for batch in dataloader:
+        outputs = model(pixel_values=batch["pixel_values"])
+        fields = {
+            "joints_uvd": outputs.joints_uvd,
+            "vertices_uvd": outputs.vertices_uvd,
+            "gt_joints_xyz": batch["joints_xyz"],
+            "gt_vertices_uvd": batch["vertices_uvd"],
+            "K_crop": batch["K_crop"],
+            "vertices_valid": batch["vertices_valid"],
+        }
+        if accelerator is not None:
+            fields = accelerator.gather_for_metrics(fields)
+        fields = {
+            name: value.float().cpu().numpy() if value.is_floating_point() else value.cpu().numpy()
+            for name, value in fields.items()
+        }
+        root_depth = fields["gt_joints_xyz"][:, 0, 2]
+        pred_joints = uvd_batch_to_xyz(fields["joints_uvd"], fields["K_crop"], root_depth, config)
+        pred_vertices = uvd_batch_to_xyz(fields["vertices_uvd"], fields["K_crop"], root_depth, config)
+        gt_vertices = uvd_batch_to_xyz(fields["gt_vertices_uvd"], fields["K_crop"], root_depth, config)
+        gt_joints = fields["gt_joints_xyz"]
+        parts["pred_joints"].append(pred_joints - pred_joints[:, :1])
+        parts["gt_joints"].append(gt_joints - gt_joints[:, :1])
+        parts["pred_vertices"].append(pred_vertices - pred_joints[:, :1])
+        parts["gt_vertices"].append(gt_vertices - gt_joints[:, :1])
+        parts["vertices_valid"].append(fields["vertices_valid"].astype(bool))
+        parts["joints_uvd"].append(fields["joints_uvd"])
+    return {name: np.concatenate(values) for name, values in parts.items()}
+
+
+def score_predictions(predictions: dict[str, np.ndarray]) -> dict:
+    """FreiHAND's scores of `predict`'s output; vertex scores over the samples that have a mesh."""
+    valid = predictions["vertices_valid"]
+    scores = freihand_scores(predictions["pred_joints"], predictions["gt_joints"])
+    if valid.any():
+        with_mesh = freihand_scores(
+            predictions["pred_joints"][valid],
+            predictions["gt_joints"][valid],
+            predictions["pred_vertices"][valid],
+            predictions["gt_vertices"][valid],
+        )
+        scores.update({name: value for name, value in with_mesh.items() if name not in scores})
+    scores["num_samples"] = int(len(predictions["gt_joints"]))
+    return scores
+
+
+def mean_pose_pa_mpjpe(train_joints: np.ndarray, gt_joints: np.ndarray) -> float:
+    """PA-MPJPE (mm) of predicting the mean root-relative training pose for every held-out sample: the error a
+    model that ignores the image would make, aligned exactly like the model's predictions."""
+    mean_pose = (train_joints - train_joints[:, :1]).mean(axis=0)
+    errors = [np.linalg.norm(procrustes_align(mean_pose, gt) - gt, axis=-1).mean() for gt in gt_joints]
+    return float(np.mean(errors) * 1000.0)
+
+
+TABLE_FIELDS = (
+    ("pa_mpjpe", "PA-MPJPE (mm)"),
+    ("median_pa_mpjpe", "median PA-MPJPE (mm)"),
+    ("pa_mpvpe", "PA-MPVPE (mm)"),
+    ("mpjpe", "MPJPE, root-relative (mm)"),
+    ("mpvpe", "MPVPE, root-relative (mm)"),
+    ("auc_joints", "AUC 0-50 mm, aligned joints"),
+    ("auc_vertices", "AUC 0-50 mm, aligned vertices"),
+    ("auc_0_30", "AUC 0-30 mm, root-relative joints"),
+    ("auc_20_50", "AUC 20-50 mm, root-relative joints"),
+    ("f5", "F@5 mm"),
+    ("f15", "F@15 mm"),
+    ("num_samples", "samples"),
+)
+
+
+def format_scores(scores: dict) -> str:
+    """A two-column text table of the scores present in `scores`."""
+    rows = [(label, scores[name]) for name, label in TABLE_FIELDS if name in scores]
+    width = max(len(label) for label, _ in rows)
+    return "\n".join(
+        f"{label:<{width}}  {value:.4g}" if isinstance(value, float) else f"{label:<{width}}  {value}"
+        for label, value in rows
+    )
+
+
+def write_freihand_predictions(path: str | Path, predictions: dict[str, np.ndarray], roots: np.ndarray) -> None:
+    """FreiHAND's submission format: a JSON list [xyz, verts] of per-sample 21 x 3 and 778 x 3 lists in metres.
+
+    The root-relative predictions are placed at `roots` (N, 3), the ground-truth root positions in the camera
+    frame, so that the file also scores correctly with the official code's unaligned metrics.
+    """
+    joints = predictions["pred_joints"] + roots[:, None]
+    vertices = predictions["pred_vertices"] + roots[:, None]
+    Path(path).write_text(json.dumps([joints.tolist(), vertices.tolist()]))
+
+
+def register_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser("evaluate", help="Score a model on a held-out split as FreiHAND does.")
+    parser.add_argument("--model", required=True, help="Model folder or Hub repo id.")
+    parser.add_argument(
+        "--dataset", required=True, help="synthetic[:N], freihand:PATH, rhd:PATH, stb:PATH (joined by '+')."
+    )
+    parser.add_argument("--split", choices=("evaluation", "training"), default="evaluation")
+    parser.add_argument("--eval-samples", type=int, default=500, help="Held-out synthetic samples.")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--json", type=str, default=None, help="Write the scores (and PCK curves) here.")
+    parser.add_argument(
+        "--freihand-pred", type=str, default=None, help="Write predictions in FreiHAND's pred.json format."
+    )
+    parser.add_argument("--plots", type=str, default=None, help="Folder for the PCK curve PNG.")
+    parser.set_defaults(func=run_evaluate)
+    return parser
+
+
+def run_evaluate(args: argparse.Namespace) -> dict:
+    """`clip-hand3d evaluate`: load, predict, score, print, write."""
+    from clip_hand3d.plots import plot_pck_curves
+    from clip_hand3d.training.data import PromptCollator, load_split, make_sample_transform, with_sample_transform
+
+    model = CLIPHand3DModel.from_pretrained(args.model, with_text_model=False).eval()
+    config = model.config
+    rows = load_split(
+        args.dataset, train=args.split == "training", image_size=config.image_size, eval_samples=args.eval_samples
+    )
+    dataloader = DataLoader(
+        with_sample_transform(rows, make_sample_transform(config, train=False)),
+        batch_size=args.batch_size,
+        collate_fn=PromptCollator(None),
+    )
+    predictions = predict(model, dataloader)
+    scores = score_predictions(predictions)
+    print(format_scores(scores))
+    if args.json:
+        Path(args.json).write_text(json.dumps(scores, indent=2))
+    if args.freihand_pred:
+        roots = np.asarray(rows["joints_xyz"], dtype=np.float64)[:, 0]
+        write_freihand_predictions(args.freihand_pred, predictions, roots)
+    if args.plots:
+        Path(args.plots).mkdir(parents=True, exist_ok=True)
+        plot_pck_curves(
+            {"PA joints": (scores["pck_thresholds_mm"], scores["pck_joints"])}, Path(args.plots) / "pck_curve.png"
+        )
+    return scores

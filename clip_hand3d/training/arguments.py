@@ -1,0 +1,152 @@
+"""Command-line arguments of train.py, recipe files, and the checks that fail at start, naming the problem."""
+
+import argparse
+import json
+from pathlib import Path
+
+from clip_hand3d.training.data import parse_dataset_spec
+from clip_hand3d.variants import resolve_variant
+
+ABLATIONS = {
+    "none": {},
+    "no_clip": {"use_clip_loss": False},
+    "no_feature_projection": {"use_feature_projection": False},
+    "no_sparse_to_dense": {"use_sparse_to_dense": False},
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description="Train CLIP-Hand3D (launch with `accelerate launch train.py ...`).")
+    parser.add_argument(
+        "--recipe",
+        type=str,
+        default=None,
+        help="JSON file of argument defaults, e.g. recipes/freihand_paper_stage1.json.",
+    )
+    parser.add_argument(
+        "--config", type=str, default="clip-hand3d-tiny", help="Variant name (hub_configs/) or a config folder."
+    )
+    parser.add_argument(
+        "--init_from", type=str, default=None, help="Model folder whose weights start the run (stage 2 from stage 1)."
+    )
+    parser.add_argument(
+        "--dataset",
+        type=str,
+        default="synthetic:2000",
+        help="synthetic[:N], freihand:PATH, rhd:PATH, stb:PATH, joined by '+'.",
+    )
+    parser.add_argument(
+        "--eval_dataset",
+        type=str,
+        default=None,
+        help="SPEC of the held-out data (default: the held-out splits of --dataset).",
+    )
+    parser.add_argument("--eval_samples", type=int, default=500, help="Held-out synthetic samples.")
+    parser.add_argument("--output_dir", type=str, default="outputs/clip-hand3d")
+    parser.add_argument(
+        "--stage", type=int, choices=(1, 2), default=2, help="1: encoder + joint regressor only; 2: end to end."
+    )
+    parser.add_argument("--ablation", choices=sorted(ABLATIONS), default="none", help="The paper's table 3 switches.")
+    parser.add_argument(
+        "--pretrained_encoders",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="Load ImageNet ResNet and CLIP text weights by name (default: the config's use_pretrained_* flags; needs a network).",
+    )
+    parser.add_argument(
+        "--two_views",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="Two augmentations per image for the consistency losses.",
+    )
+    parser.add_argument("--max_steps", type=int, default=None, help="Optimiser steps; overrides --num_epochs.")
+    parser.add_argument("--num_epochs", type=int, default=10)
+    parser.add_argument(
+        "--max_train_minutes", type=float, default=None, help="Stop training after this wall time (minutes)."
+    )
+    parser.add_argument("--train_batch_size", type=int, default=32, help="Per-process batch size.")
+    parser.add_argument("--eval_batch_size", type=int, default=32)
+    parser.add_argument(
+        "--clip_batch_size",
+        type=int,
+        default=None,
+        help="Samples of each batch used by the CLIP loss (paper: 32 of 48).",
+    )
+    parser.add_argument("--learning_rate", type=float, default=1e-3)
+    parser.add_argument("--weight_decay", type=float, default=1e-4)
+    parser.add_argument("--lr_scheduler", choices=("step", "cosine", "constant"), default="cosine")
+    parser.add_argument("--lr_step_epochs", type=int, default=50, help="step schedule: decay every this many epochs.")
+    parser.add_argument("--lr_step_gamma", type=float, default=0.25, help="step schedule: factor of each decay.")
+    parser.add_argument("--lr_warmup_steps", type=int, default=0)
+    parser.add_argument("--gradient_accumulation_steps", type=int, default=1)
+    parser.add_argument("--max_grad_norm", type=float, default=1.0)
+    parser.add_argument(
+        "--mixed_precision", choices=("no", "fp16", "bf16"), default=None, help="Default: accelerate's config."
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--dataloader_num_workers", type=int, default=0)
+    parser.add_argument("--checkpointing_steps", type=int, default=500)
+    parser.add_argument("--checkpoints_total_limit", type=int, default=None)
+    parser.add_argument("--resume_from_checkpoint", type=str, default=None, help="'latest' or a checkpoint folder.")
+    parser.add_argument(
+        "--max_consecutive_nan_steps", type=int, default=5, help="Stop after this many NaN losses in a row."
+    )
+    parser.add_argument("--logging_steps", type=int, default=10)
+    parser.add_argument("--report_to", type=str, default="none", help="tensorboard, wandb, all or none.")
+    parser.add_argument("--push_to_hub", action="store_true")
+    parser.add_argument("--hub_model_id", type=str, default=None)
+    parser.add_argument("--hub_token", type=str, default=None)
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse argv; a `--recipe` file supplies defaults that explicit flags override. Checks every value."""
+    parser = build_parser()
+    preliminary, _ = parser.parse_known_args(argv)
+    if preliminary.recipe is not None:
+        parser.set_defaults(**read_recipe(preliminary.recipe, parser))
+    args = parser.parse_args(argv)
+    check_args(args)
+    return args
+
+
+def read_recipe(path: str, parser: argparse.ArgumentParser) -> dict:
+    """Argument defaults from a JSON recipe; unknown keys are an error naming them."""
+    recipe_path = Path(path)
+    if not recipe_path.is_file():
+        raise ValueError(f"--recipe {path}: no such file")
+    values = json.loads(recipe_path.read_text())
+    known = {action.dest for action in parser._actions}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"--recipe {path}: unknown keys {unknown}")
+    return values
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Fail at start, naming the argument, for values that would fail later."""
+    args.config = resolve_variant(args.config)
+    parse_dataset_spec(args.dataset)
+    if args.eval_dataset is not None:
+        parse_dataset_spec(args.eval_dataset)
+    if args.init_from is not None and not Path(args.init_from).is_dir():
+        raise ValueError(f"--init_from {args.init_from}: no such folder")
+    for name in (
+        "train_batch_size",
+        "eval_batch_size",
+        "gradient_accumulation_steps",
+        "num_epochs",
+        "checkpointing_steps",
+        "logging_steps",
+        "max_consecutive_nan_steps",
+        "eval_samples",
+    ):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name} must be >= 1, got {getattr(args, name)}")
+    for name in ("max_steps", "checkpoints_total_limit", "clip_batch_size"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            raise ValueError(f"--{name} must be >= 1, got {getattr(args, name)}")
+    if args.learning_rate <= 0:
+        raise ValueError(f"--learning_rate must be > 0, got {args.learning_rate}")
+    if args.push_to_hub and not args.hub_model_id:
+        raise ValueError("--push_to_hub needs --hub_model_id")

@@ -1,0 +1,67 @@
+"""train.py's arguments: recipes, dataset SPECs and the errors that fail at start."""
+
+import json
+
+import pytest
+
+from clip_hand3d.training.arguments import parse_args
+from clip_hand3d.training.data import DatasetSource, parse_dataset_spec
+
+
+def test_dataset_spec_parses_every_source(tmp_path):
+    spec = f"synthetic:64+freihand:{tmp_path}+rhd:{tmp_path}+stb:{tmp_path}"
+    assert parse_dataset_spec(spec) == [
+        DatasetSource("synthetic", num_samples=64),
+        DatasetSource("freihand", path=str(tmp_path)),
+        DatasetSource("rhd", path=str(tmp_path)),
+        DatasetSource("stb", path=str(tmp_path)),
+    ]
+    assert parse_dataset_spec("synthetic") == [DatasetSource("synthetic", num_samples=2000)]
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("imagenet:/x", "unknown set 'imagenet'"),
+        ("synthetic:many", "synthetic takes a number of samples"),
+        ("freihand", "freihand needs a path"),
+        ("freihand:/no/such/folder", "path /no/such/folder does not exist"),
+    ],
+)
+def test_bad_dataset_spec_is_named(spec, message):
+    with pytest.raises(ValueError, match=message):
+        parse_dataset_spec(spec)
+
+
+def test_unknown_variant_names_the_known_ones():
+    with pytest.raises(ValueError, match=r"unknown variant 'clip-hand3d-huge'.*clip-hand3d-tiny"):
+        parse_args(["--config", "clip-hand3d-huge"])
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--train_batch_size", "0"], "--train_batch_size must be >= 1"),
+        (["--learning_rate", "-1"], "--learning_rate must be > 0"),
+        (["--push_to_hub"], "--push_to_hub needs --hub_model_id"),
+        (["--init_from", "/no/such/model"], "--init_from /no/such/model: no such folder"),
+    ],
+)
+def test_bad_arguments_fail_at_start(flags, message):
+    with pytest.raises(ValueError, match=message):
+        parse_args(flags)
+
+
+def test_recipe_supplies_defaults_that_flags_override(tmp_path):
+    recipe = tmp_path / "recipe.json"
+    recipe.write_text(json.dumps({"learning_rate": 0.002, "train_batch_size": 48, "lr_scheduler": "step"}))
+    args = parse_args(["--recipe", str(recipe), "--train_batch_size", "8"])
+    assert (args.learning_rate, args.train_batch_size, args.lr_scheduler) == (0.002, 8, "step")
+    assert args.config.endswith("clip-hand3d-tiny")
+
+
+def test_recipe_with_unknown_key_is_named(tmp_path):
+    recipe = tmp_path / "recipe.json"
+    recipe.write_text(json.dumps({"learning_rat": 0.1}))
+    with pytest.raises(ValueError, match=r"unknown keys \['learning_rat'\]"):
+        parse_args(["--recipe", str(recipe)])

@@ -1,0 +1,123 @@
+"""train.py end to end on the tiny variant and built-in synthetic hands: outputs, resume, NaN handling."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import train
+from clip_hand3d import CLIPHand3DModel, CLIPHand3DProcessor
+from clip_hand3d.modeling.modeling_clip_hand3d import CLIPHand3DOutput
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def tiny_run_args(output_dir: Path, *extra: str) -> list[str]:
+    return [
+        "--config", "clip-hand3d-tiny",
+        "--dataset", "synthetic:16",
+        "--eval_samples", "8",
+        "--train_batch_size", "4",
+        "--eval_batch_size", "8",
+        "--max_steps", "4",
+        "--checkpointing_steps", "2",
+        "--logging_steps", "1",
+        "--lr_scheduler", "constant",
+        "--output_dir", str(output_dir),
+        *extra,
+    ]  # fmt: skip
+
+
+def test_training_run_leaves_a_loadable_model_metrics_and_card(tmp_path):
+    scores = train.main(tiny_run_args(tmp_path))
+    model = CLIPHand3DModel.from_pretrained(tmp_path)
+    processor = CLIPHand3DProcessor.from_pretrained(tmp_path)
+    assert processor.image_processor.image_size == model.config.image_size == 128
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["num_samples"] == 8 and metrics["steps"] == 4
+    assert metrics["pa_mpjpe"] == pytest.approx(scores["pa_mpjpe"]) and metrics["pa_mpjpe"] > 0
+    assert {"pa_mpvpe", "f5", "f15", "auc_joints", "mean_pose_pa_mpjpe"} <= set(metrics)
+    curve = json.loads((tmp_path / "training_curve.json").read_text())
+    assert [record["step"] for record in curve] == [1, 2, 3, 4]
+    assert {"loss_joints", "loss_vertices", "loss_clip", "loss_consistency_2d", "images_per_second"} <= set(curve[0])
+    card = (tmp_path / "README.md").read_text()
+    assert "$" not in card.split("```bibtex")[0].replace("$ ", "")
+    assert f"| PA-MPJPE (mm) | {metrics['pa_mpjpe']:.4g} |" in card
+    for plot in ("pck_curve.png", "logit_matrices.png"):
+        assert (tmp_path / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [path.name for path in sorted(tmp_path.glob("checkpoint-*"))] == ["checkpoint-2", "checkpoint-4"]
+
+
+def test_resumed_run_reaches_the_weights_of_an_uninterrupted_one(tmp_path):
+    train.main(tiny_run_args(tmp_path))
+    uninterrupted = load_file(tmp_path / "model.safetensors")
+    # A run killed after its checkpoint at step 2: everything written after it is gone.
+    shutil.rmtree(tmp_path / "checkpoint-4")
+    (tmp_path / "model.safetensors").unlink()
+    train.main(tiny_run_args(tmp_path, "--resume_from_checkpoint", "latest"))
+    resumed = load_file(tmp_path / "model.safetensors")
+    assert resumed.keys() == uninterrupted.keys()
+    for name, value in uninterrupted.items():
+        torch.testing.assert_close(resumed[name], value, rtol=0, atol=1e-6, msg=name)
+
+
+def test_total_limit_keeps_the_newest_checkpoints(tmp_path):
+    train.main(tiny_run_args(tmp_path, "--checkpointing_steps", "1", "--checkpoints_total_limit", "2"))
+    assert [path.name for path in sorted(tmp_path.glob("checkpoint-*"))] == ["checkpoint-3", "checkpoint-4"]
+    assert not list(tmp_path.glob(".checkpoint-*"))
+
+
+def _nan_after(calls_before_nan: int | None, monkeypatch) -> None:
+    """Make the model's loss NaN from call number `calls_before_nan` on (None: only the first call)."""
+    original_forward = CLIPHand3DModel.forward
+    calls = {"count": 0}
+
+    def forward(self, *args, **kwargs) -> CLIPHand3DOutput:
+        outputs = original_forward(self, *args, **kwargs)
+        calls["count"] += 1
+        poisoned = calls["count"] == 1 if calls_before_nan is None else calls["count"] > calls_before_nan
+        if outputs.loss is not None and poisoned:
+            outputs.loss = outputs.loss * float("nan")
+        return outputs
+
+    monkeypatch.setattr(CLIPHand3DModel, "forward", forward)
+
+
+def test_a_nan_loss_skips_the_step(tmp_path, monkeypatch, caplog):
+    _nan_after(None, monkeypatch)
+    scores = train.main(tiny_run_args(tmp_path))
+    assert scores["steps"] == 4
+    assert "non-finite loss at step 0: step skipped (1 in a row)" in caplog.text
+
+
+def test_repeated_nan_losses_stop_the_run(tmp_path, monkeypatch):
+    _nan_after(1, monkeypatch)
+    with pytest.raises(RuntimeError, match="NaN or infinite for 3 steps in a row"):
+        train.main(tiny_run_args(tmp_path, "--max_consecutive_nan_steps", "3"))
+
+
+def test_batch_larger_than_the_data_fails_at_start(tmp_path):
+    with pytest.raises(
+        ValueError, match=r"--train_batch_size 32 x 1 processes is larger than the training data \(16 rows"
+    ):
+        train.main(tiny_run_args(tmp_path, "--train_batch_size", "32"))
+
+
+def test_two_cpu_processes_train_with_a_global_clip_batch(tmp_path):
+    """`accelerate launch --cpu --num_processes 2`: DDP on CPU, CLIP logits over both processes' samples."""
+    command = [
+        sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2", "--num_machines", "1",
+        "--mixed_precision", "no", "--dynamo_backend", "no", str(REPO / "train.py"),
+        *tiny_run_args(tmp_path, "--train_batch_size", "2", "--max_steps", "2"),
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "batch 2 x 2 processes" in result.stderr
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["num_samples"] == 8 and metrics["steps"] == 2
+    CLIPHand3DModel.from_pretrained(tmp_path)

@@ -1,0 +1,320 @@
+"""Train CLIP-Hand3D with Accelerate on one GPU, several GPUs or nodes, or the CPU.
+
+    accelerate launch train.py --config clip-hand3d-tiny --dataset synthetic:2000 --output_dir outputs/tiny
+    accelerate launch train.py --recipe recipes/freihand_paper_stage1.json --dataset freihand:/data/FreiHAND_pub_v2
+
+The output folder ends with the model and processor (`CLIPHand3DModel.from_pretrained(output_dir)`), the held-out
+scores as `metrics.json`, PCK and logit-matrix plots, and a model card (README.md); `checkpoint-{step}` folders
+along the way let `--resume_from_checkpoint latest` continue a run that was stopped.
+"""
+
+import itertools
+import json
+import logging
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from accelerate.logging import get_logger
+from accelerate.utils import DataLoaderConfiguration, set_seed
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from clip_hand3d.evaluation import mean_pose_pa_mpjpe, predict, score_predictions
+from clip_hand3d.hub import push_output_dir, write_model_card
+from clip_hand3d.modeling import CLIPHand3DConfig, CLIPHand3DModel
+from clip_hand3d.modeling.modeling_clip_hand3d import LOSS_TERMS
+from clip_hand3d.plots import plot_logit_matrices, plot_pck_curves
+from clip_hand3d.training.arguments import ABLATIONS, parse_args
+from clip_hand3d.training.checkpoints import load_checkpoint, resolve_checkpoint, save_checkpoint
+from clip_hand3d.training.data import PromptCollator, load_split, make_sample_transform, with_sample_transform
+from clip_hand3d.training.schedules import build_scheduler
+from clip_hand3d.variants import processor_for_config
+
+logger = get_logger(__name__)
+MODEL_INPUTS = (
+    "pixel_values",
+    "text_input_ids",
+    "text_attention_mask",
+    "joints_uvd",
+    "vertices_uvd",
+    "joints_valid",
+    "vertices_valid",
+    "pixel_values_view2",
+    "joints_uvd_view2",
+    "vertices_uvd_view2",
+    "view2_affine_uv",
+)
+STAGE1_FROZEN = ("joint_feature_encoder", "mesh_regressor")
+
+
+def build_config(args) -> CLIPHand3DConfig:
+    """The variant's config with this run's ablation and CLIP batch size."""
+    overrides = dict(ABLATIONS[args.ablation])
+    if args.clip_batch_size is not None:
+        overrides["clip_batch_size"] = args.clip_batch_size
+    source = args.init_from or args.config
+    return CLIPHand3DConfig.from_pretrained(source, **overrides)
+
+
+def build_model(args, config: CLIPHand3DConfig) -> CLIPHand3DModel:
+    if args.init_from is not None:
+        return CLIPHand3DModel.from_pretrained(args.init_from, config=config)
+    model = CLIPHand3DModel(config)
+    if args.pretrained_encoders is not False:
+        model.load_pretrained_encoders(
+            backbone=args.pretrained_encoders, text_model=args.pretrained_encoders if config.use_clip_loss else False
+        )
+    return model
+
+
+def model_inputs(batch: dict, stage: int) -> dict:
+    """The batch fields the model takes; stage 1 trains joints (and CLIP) only."""
+    inputs = {name: batch[name] for name in MODEL_INPUTS if name in batch}
+    if stage == 1:
+        for name in (
+            "vertices_uvd",
+            "vertices_uvd_view2",
+            "pixel_values_view2",
+            "joints_uvd_view2",
+            "view2_affine_uv",
+        ):
+            inputs.pop(name, None)
+    return inputs
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    output_dir = Path(args.output_dir)
+    accelerator = Accelerator(
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        mixed_precision=args.mixed_precision,
+        log_with=None if args.report_to == "none" else args.report_to,
+        project_dir=str(output_dir),
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
+    )
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    set_seed(args.seed)
+    if accelerator.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+
+    config = build_config(args)
+    model = build_model(args, config)
+    if args.stage == 1:
+        for name in STAGE1_FROZEN:
+            getattr(model, name).requires_grad_(False)
+    pretrained_text = (
+        args.pretrained_encoders is not False and config.use_pretrained_text_model and config.use_clip_loss
+    )
+    processor = processor_for_config(config, config.text_model_name_or_path if pretrained_text else None)
+
+    with accelerator.main_process_first():
+        train_rows = load_split(args.dataset, train=True, image_size=config.image_size, seed=args.seed)
+        eval_rows = load_split(
+            args.eval_dataset or args.dataset,
+            train=False,
+            image_size=config.image_size,
+            seed=args.seed,
+            eval_samples=args.eval_samples,
+        )
+    if args.train_batch_size * accelerator.num_processes > len(train_rows):
+        raise ValueError(
+            f"--train_batch_size {args.train_batch_size} x {accelerator.num_processes} processes is larger than the "
+            f"training data ({len(train_rows)} rows of {args.dataset})"
+        )
+    train_transform = make_sample_transform(
+        config, train=True, two_views=args.two_views and args.stage == 2, seed=args.seed
+    )
+    eval_transform = make_sample_transform(config, train=False)
+    collator = PromptCollator(processor if config.use_clip_loss else None, seed=args.seed)
+    train_dataloader = DataLoader(
+        with_sample_transform(train_rows, train_transform),
+        batch_size=args.train_batch_size,
+        shuffle=True,
+        drop_last=True,
+        collate_fn=collator,
+        num_workers=args.dataloader_num_workers,
+    )
+    eval_dataloader = DataLoader(
+        with_sample_transform(eval_rows, eval_transform),
+        batch_size=args.eval_batch_size,
+        collate_fn=PromptCollator(processor if config.use_clip_loss else None, seed=args.seed),
+        num_workers=args.dataloader_num_workers,
+    )
+
+    steps_per_epoch = math.ceil(len(train_dataloader) / accelerator.num_processes / args.gradient_accumulation_steps)
+    max_steps = args.max_steps or args.num_epochs * steps_per_epoch
+    optimizer = torch.optim.AdamW(
+        [parameter for parameter in model.parameters() if parameter.requires_grad],
+        lr=args.learning_rate,
+        weight_decay=args.weight_decay,
+    )
+    scheduler = build_scheduler(optimizer, args, max_steps, steps_per_epoch, accelerator.num_processes)
+    model, optimizer, train_dataloader, eval_dataloader, scheduler = accelerator.prepare(
+        model, optimizer, train_dataloader, eval_dataloader, scheduler
+    )
+    if accelerator.is_main_process:
+        accelerator.init_trackers(
+            "clip-hand3d", config={k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool))}
+        )
+
+    progress = {"global_step": 0, "epoch": 0, "batches_in_epoch": 0}
+    if args.resume_from_checkpoint:
+        checkpoint = resolve_checkpoint(output_dir, args.resume_from_checkpoint)
+        if checkpoint is None:
+            logger.info(f"no checkpoint in {output_dir}: starting a new run")
+        else:
+            progress = load_checkpoint(accelerator, checkpoint)
+            logger.info(f"resumed from {checkpoint} at step {progress['global_step']}")
+
+    logger.info(
+        f"training {args.config} (stage {args.stage}, ablation {args.ablation}) on {len(train_rows)} rows of "
+        f"{args.dataset} for {max_steps} steps, batch {args.train_batch_size} x {accelerator.num_processes} processes"
+    )
+    curve = train_loop(
+        args,
+        accelerator,
+        model,
+        optimizer,
+        scheduler,
+        train_dataloader,
+        train_transform,
+        collator,
+        progress,
+        max_steps,
+    )
+    accelerator.wait_for_everyone()
+
+    predictions = predict(accelerator.unwrap_model(model), eval_dataloader, accelerator)
+    scores = score_predictions(predictions)
+    scores["mean_pose_pa_mpjpe"] = mean_pose_pa_mpjpe(np.asarray(train_rows["joints_xyz"]), predictions["gt_joints"])
+    scores["steps"] = progress["global_step"]
+    if accelerator.is_main_process:
+        save_outputs(args, accelerator.unwrap_model(model), processor, eval_dataloader, scores, curve, output_dir)
+    accelerator.end_training()
+    return scores
+
+
+def train_loop(
+    args,
+    accelerator,
+    model,
+    optimizer,
+    scheduler,
+    train_dataloader,
+    train_transform,
+    collator,
+    progress,
+    max_steps,
+) -> list[dict]:
+    """Optimise until `max_steps` (or the time budget); updates `progress` in place; returns the logged curve."""
+    start = time.monotonic()
+    bar = tqdm(
+        total=max_steps, initial=progress["global_step"], disable=not accelerator.is_local_main_process, desc="train"
+    )
+    consecutive_nan = 0
+    curve = []
+    images_seen, images_since = 0, time.monotonic()
+    # Runs until `max_steps` optimiser steps: steps skipped on a NaN loss are made up in further epochs.
+    for epoch in itertools.count(progress["epoch"]):
+        model.train()
+        train_dataloader.set_epoch(epoch)
+        train_transform.set_epoch(epoch)
+        collator.set_epoch(epoch)
+        skip = progress["batches_in_epoch"] if epoch == progress["epoch"] else 0
+        batches = accelerator.skip_first_batches(train_dataloader, skip) if skip else train_dataloader
+        progress.update(epoch=epoch, batches_in_epoch=skip)
+        for batch in batches:
+            with accelerator.accumulate(model):
+                outputs = model(**model_inputs(batch, args.stage))
+                loss_is_finite = bool(accelerator.gather(torch.isfinite(outputs.loss.detach())[None]).all())
+                if loss_is_finite:
+                    accelerator.backward(outputs.loss)
+                    if accelerator.sync_gradients:
+                        accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+                    optimizer.step()
+                    scheduler.step()
+                optimizer.zero_grad()
+            progress["batches_in_epoch"] += 1
+            images_seen += batch["pixel_values"].shape[0] * accelerator.num_processes
+            if not loss_is_finite:
+                consecutive_nan += 1
+                logger.warning(
+                    f"non-finite loss at step {progress['global_step']}: step skipped ({consecutive_nan} in a row)"
+                )
+                if consecutive_nan >= args.max_consecutive_nan_steps:
+                    raise RuntimeError(
+                        f"the loss was NaN or infinite for {consecutive_nan} steps in a row (up to step "
+                        f"{progress['global_step']}); lower --learning_rate or check the data"
+                    )
+                continue
+            consecutive_nan = 0
+            if not accelerator.sync_gradients:
+                continue
+            progress["global_step"] += 1
+            bar.update(1)
+            if progress["global_step"] % args.logging_steps == 0 or progress["global_step"] == max_steps:
+                record = log_step(
+                    accelerator, outputs, scheduler, progress["global_step"], images_seen, images_since, bar
+                )
+                curve.append(record)
+                images_seen, images_since = 0, time.monotonic()
+            if progress["global_step"] % args.checkpointing_steps == 0:
+                save_checkpoint(accelerator, args.output_dir, dict(progress), args.checkpoints_total_limit)
+            if progress["global_step"] >= max_steps or out_of_time(accelerator, start, args.max_train_minutes):
+                bar.close()
+                return curve
+        progress.update(epoch=epoch + 1, batches_in_epoch=0)
+
+
+def out_of_time(accelerator: Accelerator, start: float, max_minutes: float | None) -> bool:
+    """Whether the time budget is spent, agreed by all processes."""
+    if max_minutes is None:
+        return False
+    spent = torch.tensor([time.monotonic() - start > max_minutes * 60], device=accelerator.device)
+    return bool(accelerator.gather(spent).any())
+
+
+def log_step(accelerator, outputs, scheduler, step: int, images: int, since: float, bar) -> dict:
+    """Log every loss term, the learning rate and images/s; show them on the progress bar."""
+    record = {"step": step, "loss": accelerator.gather(outputs.loss.detach()[None]).mean().item()}
+    for name in LOSS_TERMS:
+        value = getattr(outputs, name)
+        if value is not None:
+            record[name] = accelerator.gather(value.detach()[None]).mean().item()
+    record["lr"] = scheduler.get_last_lr()[0]
+    record["images_per_second"] = images / max(time.monotonic() - since, 1e-9)
+    accelerator.log(record, step=step)
+    bar.set_postfix({name.removeprefix("loss_"): f"{value:.3g}" for name, value in record.items() if name != "step"})
+    return record
+
+
+def save_outputs(args, model, processor, eval_dataloader, scores: dict, curve: list[dict], output_dir: Path) -> None:
+    """Model, processor, metrics.json, training curve, plots and the model card."""
+    model.save_pretrained(output_dir)
+    processor.save_pretrained(output_dir)
+    (output_dir / "metrics.json").write_text(json.dumps(scores, indent=2))
+    (output_dir / "training_curve.json").write_text(json.dumps(curve, indent=2))
+    plot_pck_curves(
+        {"PA joints": (scores["pck_thresholds_mm"], scores["pck_joints"])},
+        output_dir / "pck_curve.png",
+        title=f"3D PCK on {args.eval_dataset or args.dataset} (held out)",
+    )
+    if model.config.use_clip_loss and model.text_model is not None:
+        batch = next(iter(eval_dataloader))
+        with torch.no_grad():
+            outputs = model(**model_inputs(batch, stage=1))
+        plot_logit_matrices(outputs.logits_per_pose.float().cpu().numpy(), output_dir / "logit_matrices.png")
+    write_model_card(output_dir, args, scores)
+    if args.push_to_hub:
+        push_output_dir(output_dir, args.hub_model_id, token=args.hub_token)
+    logger.info(
+        f"PA-MPJPE {scores['pa_mpjpe']:.2f} mm (mean pose: {scores['mean_pose_pa_mpjpe']:.2f} mm); saved to {output_dir}"
+    )
+
+
+if __name__ == "__main__":
+    main()
