@@ -45,8 +45,8 @@ class CLIPHand3DConfig(PreTrainedConfig):
         logit_scale_init_value (`float`): initial log of each axis' learnable inverse temperature.
         clip_batch_size (`int` or `None`): samples of a batch used by the CLIP loss (the paper: 32 of 48);
             `None` uses the whole batch.
-        gather_clip_features (`bool`): under torch.distributed, gather pose and text features from all processes
-            (with gradients) so that the logit matrices span the global batch.
+        gather_clip_features (`bool`): in training under torch.distributed, gather pose and text features from all
+            processes (with gradients) so that the logit matrices span the global batch.
         level_sizes (`tuple[int]`): nodes per mesh level, coarse to fine; the first is the joints, the last the
             full mesh.
         mesh_widths (`tuple[int]`): feature width of each level.

@@ -80,15 +80,16 @@ def consistency_3d_loss(
     return (apply_uv_affine(vertices_view1, affine) - vertices_view2).abs().mean()
 
 
-def gather_with_gradients(features: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """All features of the global batch (world * B, ...) with gradients flowing back to each process' own part,
-    and the offset of this process' samples. Without torch.distributed, the features themselves and 0."""
+def gather_with_gradients(features: torch.Tensor, gather_dim: int = 0) -> tuple[torch.Tensor, int]:
+    """The features of all processes concatenated along `gather_dim` (the batch dimension), with gradients
+    flowing back to each process' own part, and the offset of this process' samples in it. Without
+    torch.distributed, the features themselves and 0."""
     if not (distributed.is_available() and distributed.is_initialized()) or distributed.get_world_size() == 1:
         return features, 0
     from torch.distributed.nn.functional import all_gather
 
     gathered = all_gather(features)
-    return torch.cat(gathered, dim=0), distributed.get_rank() * features.shape[0]
+    return torch.cat(gathered, dim=gather_dim), distributed.get_rank() * features.shape[gather_dim]
 
 
 def clip_loss(
@@ -105,11 +106,12 @@ def clip_loss(
     Returns:
         (loss, logits (3, B, B_global)): logits[a, i, j] = tau_a <pose_i, text_j> along axis a.
     """
+    # One collective for both: two gathers could run their backward passes in different orders on different
+    # processes and exchange each other's gradients.
+    both, offset = torch.stack([pose_embeddings, text_embeddings]), 0
     if gather:
-        all_pose, offset = gather_with_gradients(pose_embeddings)
-        all_text, _ = gather_with_gradients(text_embeddings)
-    else:
-        all_pose, all_text, offset = pose_embeddings, text_embeddings, 0
+        both, offset = gather_with_gradients(both, gather_dim=1)
+    all_pose, all_text = both.unbind(0)
     scales = logit_scales[:, None, None]
     logits_per_pose = scales * torch.einsum("iap,jap->aij", pose_embeddings, all_text)
     logits_per_text = scales * torch.einsum("iap,jap->aij", text_embeddings, all_pose)

@@ -228,7 +228,11 @@ class CLIPHand3DModel(CLIPHand3DPreTrainedModel):
         if text_input_ids is not None and self.pose_text_matcher is not None:
             pose_embeds, text_embeds = self._embed(heatmap_logits, text_input_ids, text_attention_mask, batch_size)
             loss_clip, logits_per_pose = clip_loss(
-                pose_embeds, text_embeds, self.pose_text_matcher.scales(), gather=self.config.gather_clip_features
+                pose_embeds,
+                text_embeds,
+                self.pose_text_matcher.scales(),
+                # Only training contrasts against other processes' samples: in eval each process scores its own.
+                gather=self.config.gather_clip_features and self.training,
             )
 
         terms = {}

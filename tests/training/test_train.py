@@ -1,6 +1,7 @@
 """train.py end to end on the tiny variant and built-in synthetic hands: outputs, resume, NaN handling."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -109,13 +110,15 @@ def test_batch_larger_than_the_data_fails_at_start(tmp_path):
 
 
 def test_two_cpu_processes_train_with_a_global_clip_batch(tmp_path):
-    """`accelerate launch --cpu --num_processes 2`: DDP on CPU, CLIP logits over both processes' samples."""
+    """DDP over two CPU processes (gloo). Accelerate's `--cpu` flag starts a single process, so two CPU processes
+    are `ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes 2`."""
     command = [
-        sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2", "--num_machines", "1",
-        "--mixed_precision", "no", "--dynamo_backend", "no", str(REPO / "train.py"),
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", str(REPO / "train.py"),
         *tiny_run_args(tmp_path, "--train_batch_size", "2", "--max_steps", "2"),
     ]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=REPO)
+    environment = {**os.environ, "ACCELERATE_USE_CPU": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=REPO, env=environment)
     assert result.returncode == 0, result.stderr[-4000:]
     assert "batch 2 x 2 processes" in result.stderr
     metrics = json.loads((tmp_path / "metrics.json").read_text())
