@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--dataset",
         type=str,
-        default="synthetic:2000",
+        default="synthetic:4000",
         help="synthetic[:N], freihand:PATH, rhd:PATH, stb:PATH, joined by '+'.",
     )
     parser.add_argument(
@@ -56,10 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--two_views",
         action=argparse.BooleanOptionalAction,
-        default=True,
-        help="Two augmentations per image for the consistency losses.",
+        default=False,
+        help="Two augmentations per image for the consistency losses (the paper's stage 2).",
     )
-    parser.add_argument("--max_steps", type=int, default=None, help="Optimiser steps; overrides --num_epochs.")
+    parser.add_argument("--max_steps", type=int, default=850, help="Optimiser steps (0: use --num_epochs).")
     parser.add_argument("--num_epochs", type=int, default=10)
     parser.add_argument(
         "--max_train_minutes", type=float, default=None, help="Stop training after this wall time (minutes)."
@@ -143,7 +143,9 @@ def check_args(args: argparse.Namespace) -> None:
     ):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name} must be >= 1, got {getattr(args, name)}")
-    for name in ("max_steps", "checkpoints_total_limit", "clip_batch_size"):
+    if args.max_steps < 0:
+        raise ValueError(f"--max_steps must be >= 0 (0: run --num_epochs), got {args.max_steps}")
+    for name in ("checkpoints_total_limit", "clip_batch_size"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise ValueError(f"--{name} must be >= 1, got {getattr(args, name)}")
     if args.learning_rate <= 0:

@@ -1,0 +1,38 @@
+"""The `clip-hand3d` command: evaluate a saved model, write the scores and FreiHAND's submission format."""
+
+import json
+
+import numpy as np
+import pytest
+
+from clip_hand3d.cli import build_parser, main
+
+
+def test_every_subcommand_is_registered():
+    subcommands = build_parser()._subparsers._group_actions[0].choices
+    assert sorted(subcommands) == ["benchmark", "build-topology", "evaluate", "make-synthetic"]
+
+
+def test_evaluate_prints_writes_scores_and_freihand_predictions(tmp_path, tiny_model, capsys):
+    tiny_model.save_pretrained(tmp_path / "model")
+    main(
+        [
+            "evaluate", "--model", str(tmp_path / "model"), "--dataset", "synthetic", "--eval-samples", "4",
+            "--batch-size", "2", "--json", str(tmp_path / "scores.json"), "--freihand-pred", str(tmp_path / "pred.json"),
+            "--plots", str(tmp_path / "plots"),
+        ]
+    )  # fmt: skip
+    printed = capsys.readouterr().out
+    scores = json.loads((tmp_path / "scores.json").read_text())
+    assert "PA-MPJPE (mm)" in printed and f"{scores['pa_mpjpe']:.4g}" in printed
+    assert scores["num_samples"] == 4 and scores["pa_mpjpe"] > 0
+    joints, vertices = json.loads((tmp_path / "pred.json").read_text())
+    assert np.asarray(joints).shape == (4, 21, 3) and np.asarray(vertices).shape == (4, 778, 3)
+    assert np.all(np.asarray(joints)[:, :, 2] > 0), "predictions are placed at the camera-frame root"
+    assert (tmp_path / "plots" / "pck_curve.png").is_file()
+
+
+def test_evaluate_with_unknown_dataset_names_it(tmp_path, tiny_model):
+    tiny_model.save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="unknown set 'coco'"):
+        main(["evaluate", "--model", str(tmp_path), "--dataset", "coco:/x"])
