@@ -12,6 +12,7 @@ from torch import nn
 from torch.nn import functional
 
 from .hand_topology import HandTopology
+from .transformer import TransformerEncoder
 
 # Templates are in metres (a hand spans ~0.2 m): scale them to order one before the positional encoding.
 TEMPLATE_SCALE = 10.0
@@ -56,13 +57,14 @@ def sample_at_joints(feature_map: torch.Tensor, joints_uvd: torch.Tensor, image_
 
 class JointFeatureEncoder(nn.Module):
     """Joint heatmap planes (B, 3J, H, H) + F0 (B, C0, H, H) -> F_J (B, J, width): a CNN adjusts the channels to
-    one map per joint, pooled to `plane_size` x `plane_size`; an MLP turns each flattened map into a feature."""
+    one map per joint (its first, strided convolution halves the resolution, which the pooling to `plane_size`
+    would discard anyway), pooled to `plane_size` x `plane_size`; an MLP turns each flattened map into a feature."""
 
-    def __init__(self, num_joints: int, stem_channels: int, plane_size: int, width: int, hidden_channels: int = 64):
+    def __init__(self, num_joints: int, stem_channels: int, plane_size: int, width: int, hidden_channels: int = 32):
         super().__init__()
         self.plane_size = plane_size
         self.convolutions = nn.Sequential(
-            nn.Conv2d(3 * num_joints + stem_channels, hidden_channels, kernel_size=3, padding=1, bias=False),
+            nn.Conv2d(3 * num_joints + stem_channels, hidden_channels, kernel_size=3, stride=2, padding=1, bias=False),
             nn.BatchNorm2d(hidden_channels),
             nn.ReLU(inplace=True),
             nn.Conv2d(hidden_channels, num_joints, kernel_size=3, padding=1),
@@ -133,16 +135,7 @@ class MeshLevel(nn.Module):
         self.input_projection = nn.Linear(in_width, width)
         self.position_encoding = nn.Linear(3, width)
         self.feature_projection = nn.Linear(pyramid_channels, width) if use_feature_projection else None
-        layer = nn.TransformerEncoderLayer(
-            width,
-            num_heads,
-            dim_feedforward=2 * width,
-            dropout=0.0,
-            activation="gelu",
-            batch_first=True,
-            norm_first=True,
-        )
-        self.transformer = nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False)
+        self.transformer = TransformerEncoder(width, num_heads, num_layers)
 
     def forward(
         self,

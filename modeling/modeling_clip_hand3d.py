@@ -95,8 +95,6 @@ class CLIPHand3DPreTrainedModel(PreTrainedModel):
                 init.zeros_(module.running_mean)
                 init.ones_(module.running_var)
                 init.zeros_(module.num_batches_tracked)
-        elif isinstance(module, nn.MultiheadAttention):
-            module._reset_parameters()
         elif isinstance(module, PoseTextMatcher):
             init.constant_(module.logit_scales, module.logit_scale_init_value)
         elif isinstance(module, MeshRegressor):

@@ -5,6 +5,8 @@ import torch
 from torch import nn
 from torch.nn import functional
 
+from .transformer import TransformerEncoder
+
 AXES = ("x", "y", "z")
 # Upper bound of the learnable inverse temperature, as in CLIP.
 MAX_LOGIT_SCALE = 100.0
@@ -16,21 +18,12 @@ class AxisTextEncoder(nn.Module):
 
     def __init__(self, hidden_size: int, num_layers: int, num_heads: int, projection_dim: int):
         super().__init__()
-        layer = nn.TransformerEncoderLayer(
-            hidden_size,
-            num_heads,
-            dim_feedforward=4 * hidden_size,
-            dropout=0.0,
-            activation="gelu",
-            batch_first=True,
-            norm_first=True,
-        )
-        self.transformer = nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False)
+        self.transformer = TransformerEncoder(hidden_size, num_heads, num_layers, mlp_ratio=4)
         self.projection = nn.Linear(hidden_size, projection_dim)
 
     def forward(self, token_features: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """token_features (N, L, D), attention_mask (N, L) with 1 for real tokens -> embeddings (N, P)."""
-        hidden = self.transformer(token_features, src_key_padding_mask=attention_mask == 0)
+        hidden = self.transformer(token_features, padding_mask=attention_mask == 0)
         last_token = attention_mask.long().sum(dim=1).clamp(min=1) - 1
         pooled = hidden[torch.arange(hidden.shape[0], device=hidden.device), last_token]
         return self.projection(pooled)

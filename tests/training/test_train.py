@@ -29,6 +29,7 @@ def tiny_run_args(output_dir: Path, *extra: str) -> list[str]:
         "--checkpointing_steps", "2",
         "--logging_steps", "1",
         "--lr_scheduler", "constant",
+        "--two_views",
         "--output_dir", str(output_dir),
         *extra,
     ]  # fmt: skip
