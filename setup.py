@@ -27,6 +27,7 @@ setup(
         "scipy",
         "pillow",
         "matplotlib",
+        "psutil",
     ],
     extras_require={"test": ["pytest", "ruff"]},
     entry_points={"console_scripts": ["clip-hand3d=clip_hand3d.cli:main"]},
