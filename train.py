@@ -46,6 +46,7 @@ MODEL_INPUTS = (
     "pixel_values_view2",
     "joints_uvd_view2",
     "vertices_uvd_view2",
+    "joints_valid_view2",
     "view2_affine_uv",
 )
 STAGE1_FROZEN = ("joint_feature_encoder", "mesh_regressor")
@@ -80,6 +81,7 @@ def model_inputs(batch: dict, stage: int) -> dict:
             "vertices_uvd_view2",
             "pixel_values_view2",
             "joints_uvd_view2",
+            "joints_valid_view2",
             "view2_affine_uv",
         ):
             inputs.pop(name, None)
@@ -126,7 +128,7 @@ def main(argv: list[str] | None = None) -> dict:
             f"training data ({len(train_rows)} rows of {args.dataset})"
         )
     train_transform = make_sample_transform(
-        config, train=True, two_views=args.two_views and args.stage == 2, seed=args.seed
+        config, train=True, two_views=args.two_views and args.stage == 2, seed=args.seed, augment=args.augment
     )
     eval_transform = make_sample_transform(config, train=False)
     collator = PromptCollator(processor if config.use_clip_loss else None, seed=args.seed)

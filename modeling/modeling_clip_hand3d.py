@@ -198,6 +198,7 @@ class CLIPHand3DModel(CLIPHand3DPreTrainedModel):
         pixel_values_view2: torch.FloatTensor | None = None,
         joints_uvd_view2: torch.FloatTensor | None = None,
         vertices_uvd_view2: torch.FloatTensor | None = None,
+        joints_valid_view2: torch.BoolTensor | None = None,
         view2_affine_uv: torch.FloatTensor | None = None,
         return_dict: bool | None = None,
         **kwargs,
@@ -210,8 +211,9 @@ class CLIPHand3DModel(CLIPHand3DPreTrainedModel):
             space; giving `joints_uvd` computes the loss.
         joints_valid (`(batch_size, num_joints)`), vertices_valid (`(batch_size,)`): which targets count (samples
             of data sets without meshes have `vertices_valid` False).
-        pixel_values_view2, joints_uvd_view2, vertices_uvd_view2: a second augmentation of the same images and its
-            targets, for the consistency losses; view2_affine_uv (`(batch_size, 2, 3)`) maps view-1 uv to view-2 uv.
+        pixel_values_view2, joints_uvd_view2, vertices_uvd_view2, joints_valid_view2: a second augmentation of the
+            same images and its targets, for the consistency losses; view2_affine_uv (`(batch_size, 2, 3)`) maps
+            view-1 uv to view-2 uv. The supervised terms are averaged over the views that have targets.
 
         The outputs are those of the first view.
         """
@@ -236,18 +238,26 @@ class CLIPHand3DModel(CLIPHand3DPreTrainedModel):
         terms = {}
         loss = None
         if joints_uvd is not None:
+            view1, view2 = slice(0, batch_size), slice(batch_size, None)
             terms = self._supervised_terms(
-                predicted_joints,
-                predicted_vertices,
+                predicted_joints[view1],
+                predicted_vertices[view1],
                 joints_uvd,
                 vertices_uvd,
                 joints_valid,
                 vertices_valid,
-                joints_uvd_view2,
-                vertices_uvd_view2,
             )
+            if pixel_values_view2 is not None and joints_uvd_view2 is not None:
+                terms_view2 = self._supervised_terms(
+                    predicted_joints[view2],
+                    predicted_vertices[view2],
+                    joints_uvd_view2,
+                    vertices_uvd_view2,
+                    joints_valid_view2,
+                    vertices_valid,
+                )
+                terms = {name: (value + terms_view2[name]) / 2 for name, value in terms.items()}
             if pixel_values_view2 is not None and view2_affine_uv is not None:
-                view1, view2 = slice(0, batch_size), slice(batch_size, None)
                 terms["loss_consistency_2d"] = consistency_2d_loss(
                     predicted_joints[view1], predicted_joints[view2], view2_affine_uv
                 )
@@ -334,37 +344,14 @@ class CLIPHand3DModel(CLIPHand3DPreTrainedModel):
         return pose_embeds, text_embeds
 
     def _supervised_terms(
-        self,
-        joints,
-        vertices,
-        joints_uvd,
-        vertices_uvd,
-        joints_valid,
-        vertices_valid,
-        joints_uvd_view2,
-        vertices_uvd_view2,
+        self, joints, vertices, joints_uvd, vertices_uvd, joints_valid, vertices_valid
     ) -> dict[str, torch.Tensor]:
-        """L1 joint and vertex losses, normal and edge losses, over both views when a second one is given."""
-        batch_size = joints_uvd.shape[0]
-        two_views = joints.shape[0] == 2 * batch_size
-        if two_views and joints_uvd_view2 is None:
-            joints, vertices = joints[:batch_size], vertices[:batch_size]
-            two_views = False
-        target_joints = torch.cat([joints_uvd, joints_uvd_view2]) if two_views else joints_uvd
-        repeat = 2 if two_views else 1
-        joint_mask = None if joints_valid is None else joints_valid.repeat(repeat, 1)
-        terms = {"loss_joints": masked_l1(joints, target_joints, joint_mask)}
+        """L1 joint and vertex losses, normal and edge losses of one view (vertex terms only with mesh targets)."""
+        terms = {"loss_joints": masked_l1(joints, joints_uvd, joints_valid)}
         if vertices_uvd is not None:
-            if two_views and vertices_uvd_view2 is not None:
-                target_vertices = torch.cat([vertices_uvd, vertices_uvd_view2])
-            else:
-                target_vertices, vertices = vertices_uvd, vertices[:batch_size]
-                repeat = 1
-            vertex_mask = None if vertices_valid is None else vertices_valid.repeat(repeat)
-            faces = self.faces
-            terms["loss_vertices"] = masked_l1(vertices, target_vertices, vertex_mask)
-            terms["loss_normal"] = normal_loss(vertices, target_vertices, faces, vertex_mask)
-            terms["loss_edge"] = edge_loss(vertices, target_vertices, faces, vertex_mask)
+            terms["loss_vertices"] = masked_l1(vertices, vertices_uvd, vertices_valid)
+            terms["loss_normal"] = normal_loss(vertices, vertices_uvd, self.faces, vertices_valid)
+            terms["loss_edge"] = edge_loss(vertices, vertices_uvd, self.faces, vertices_valid)
         return terms
 
     def _weighted_sum(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -59,6 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=False,
         help="Two augmentations per image for the consistency losses (the paper's stage 2).",
     )
+    parser.add_argument(
+        "--augment",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="Random rotation, scale, shift and colour of the training crops.",
+    )
     parser.add_argument("--max_steps", type=int, default=850, help="Optimiser steps (0: use --num_epochs).")
     parser.add_argument("--num_epochs", type=int, default=10)
     parser.add_argument(

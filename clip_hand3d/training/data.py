@@ -81,15 +81,17 @@ def load_split(
 
 
 def make_sample_transform(
-    config: CLIPHand3DConfig, train: bool, two_views: bool = False, seed: int | None = None
+    config: CLIPHand3DConfig, train: bool, two_views: bool = False, seed: int | None = None, augment: bool = True
 ) -> HandSampleTransform:
-    """The crop/augmentation/targets transform that matches the model's input size and uvd space."""
+    """The crop/augmentation/targets transform that matches the model's input size and uvd space. Training
+    without `augment` crops exactly like evaluation."""
+    augmented = train and augment
     return HandSampleTransform(
         image_size=config.image_size,
         heatmap_size=config.heatmap_size,
         depth_size=config.depth_size,
         depth_range=config.depth_range,
-        augmentation=HandAugmentationConfig.train() if train else HandAugmentationConfig.eval(),
+        augmentation=HandAugmentationConfig.train() if augmented else HandAugmentationConfig.eval(),
         two_views=two_views and train,
         seed=seed,
     )

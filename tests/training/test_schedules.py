@@ -31,7 +31,9 @@ def test_scheduler_lengths_scale_with_processes():
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
     scheduler = build_scheduler(optimizer, args, max_steps=100, steps_per_epoch=5, num_processes=2)
     for _ in range(19):  # 19 scheduler steps = 9.5 optimiser steps on 2 processes: still the first 10 steps
+        optimizer.step()
         scheduler.step()
     assert scheduler.get_last_lr()[0] == 1.0
+    optimizer.step()
     scheduler.step()
     assert scheduler.get_last_lr()[0] == 0.5
