@@ -23,7 +23,7 @@ from transformers.image_processing_base import BatchFeature
 from transformers.image_processing_utils import BaseImageProcessor
 from transformers.processing_utils import ImagesKwargs
 
-from clip_hand3d.data.transforms import crop_image
+from clip_hand3d.data.transforms import IMAGENET_MEAN, IMAGENET_STD, crop_image
 from clip_hand3d.geometry import (
     CROP_MARGIN,
     apply_affine,
@@ -36,8 +36,6 @@ from clip_hand3d.geometry import (
 from clip_hand3d.modeling.configuration_clip_hand3d import CLIPHand3DConfig
 from clip_hand3d.modeling.hand_joints import NUM_JOINTS, REFERENCE_BONE, ROOT_JOINT
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 # Mean length (metres) of FreiHAND's reference bone, middle MCP -> middle PIP.
 DEFAULT_BONE_LENGTH = 0.0283
 # Focal length (pixels of the crop) of the virtual camera used when no intrinsics are given.

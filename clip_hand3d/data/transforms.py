@@ -31,6 +31,7 @@ import numpy as np
 import PIL.Image
 import torch
 
+from clip_hand3d.data.features import NUM_VERTICES
 from clip_hand3d.geometry import (
     camera_after_affine,
     invert_affine,
@@ -41,9 +42,9 @@ from clip_hand3d.geometry import (
 )
 from clip_hand3d.modeling.hand_joints import NUM_JOINTS, ROOT_JOINT
 
+# ImageNet's RGB statistics, which the ResNet encoder was trained with (also the image processor's defaults).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-NUM_VERTICES = 778
 
 # ITU-R 601-2 luma weights (the grey level of an RGB colour) and the RGB -> YIQ matrix whose first row they are.
 LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
