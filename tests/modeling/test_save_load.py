@@ -10,6 +10,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import AutoModel
 
+from clip_hand3d import CLIPHand3DProcessor
 from clip_hand3d.modeling import CLIPHand3DConfig, CLIPHand3DModel, HandTopology
 from clip_hand3d.variants import list_variants, resolve_variant
 from tests.conftest import random_batch
@@ -119,3 +120,21 @@ def test_auto_model_loads_as_remote_code_without_the_package(tmp_path, tiny_mode
 def test_auto_model_resolves_with_the_package_installed(tmp_path, tiny_model):
     tiny_model.save_pretrained(tmp_path)
     assert isinstance(AutoModel.from_pretrained(tmp_path), CLIPHand3DModel)
+
+
+@pytest.mark.parametrize("variant", ["clip-hand3d-r18", "clip-hand3d-r50", "clip-hand3d-tiny"])
+def test_every_variant_folder_has_a_matching_processor(variant):
+    folder = resolve_variant(variant)
+    config = CLIPHand3DConfig.from_pretrained(folder)
+    processor = CLIPHand3DProcessor.from_pretrained(folder)
+    image_processor = processor.image_processor
+    assert (image_processor.image_size, image_processor.heatmap_size, image_processor.depth_size) == (
+        config.image_size,
+        config.heatmap_size,
+        config.depth_size,
+    )
+    assert image_processor.depth_range == config.depth_range
+    assert (processor.num_prompt_joints, processor.max_text_length) == (
+        config.num_prompt_joints,
+        config.max_text_length,
+    )
