@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.logging import get_logger
-from accelerate.utils import DataLoaderConfiguration, set_seed
+from accelerate.utils import DataLoaderConfiguration, DistributedDataParallelKwargs, set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
@@ -73,8 +73,9 @@ def build_model(args, config: CLIPHand3DConfig) -> CLIPHand3DModel:
 
 
 def model_inputs(batch: dict, stage: int) -> dict:
-    """The batch fields the model takes; stage 1 trains joints (and CLIP) only."""
+    """The batch fields the model takes; stage 1 trains joints (and CLIP) only and skips the mesh."""
     inputs = {name: batch[name] for name in MODEL_INPUTS if name in batch}
+    inputs["predict_mesh"] = stage == 2
     if stage == 1:
         for name in (
             "vertices_uvd",
@@ -97,6 +98,8 @@ def main(argv: list[str] | None = None) -> dict:
         log_with=None if args.report_to == "none" else args.report_to,
         project_dir=str(output_dir),
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
+        # Stage-1 steps of a two-stage run leave the mesh regressor out of the graph.
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=args.stage1_steps > 0)],
     )
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     set_seed(args.seed)
@@ -230,8 +233,9 @@ def train_loop(
         batches = accelerator.skip_first_batches(train_dataloader, skip) if skip else train_dataloader
         progress.update(epoch=epoch, batches_in_epoch=skip)
         for batch in batches:
+            stage = 1 if args.stage == 1 or progress["global_step"] < args.stage1_steps else 2
             with accelerator.accumulate(model):
-                outputs = model(**model_inputs(batch, args.stage))
+                outputs = model(**model_inputs(batch, stage))
                 loss_is_finite = bool(accelerator.gather(torch.isfinite(outputs.loss.detach())[None]).all())
                 if loss_is_finite:
                     accelerator.backward(outputs.loss)

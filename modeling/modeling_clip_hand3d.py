@@ -200,6 +200,7 @@ class CLIPHand3DModel(CLIPHand3DPreTrainedModel):
         vertices_uvd_view2: torch.FloatTensor | None = None,
         joints_valid_view2: torch.BoolTensor | None = None,
         view2_affine_uv: torch.FloatTensor | None = None,
+        predict_mesh: bool = True,
         return_dict: bool | None = None,
         **kwargs,
     ) -> CLIPHand3DOutput | tuple:
@@ -214,14 +215,18 @@ class CLIPHand3DModel(CLIPHand3DPreTrainedModel):
         pixel_values_view2, joints_uvd_view2, vertices_uvd_view2, joints_valid_view2: a second augmentation of the
             same images and its targets, for the consistency losses; view2_affine_uv (`(batch_size, 2, 3)`) maps
             view-1 uv to view-2 uv. The supervised terms are averaged over the views that have targets.
+        predict_mesh (`bool`): False skips the mesh regressor: joints (and the CLIP loss) only, `vertices_uvd` is
+            None. Cheaper; stage 1 of training uses it. Vertex targets cannot be given then.
 
         The outputs are those of the first view.
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         self._check_inputs(pixel_values, text_input_ids, joints_uvd, pixel_values_view2, view2_affine_uv)
+        if not predict_mesh and (vertices_uvd is not None or vertices_uvd_view2 is not None):
+            raise ValueError("vertices_uvd targets were given with predict_mesh=False; the mesh is not predicted")
         batch_size = pixel_values.shape[0]
         images = pixel_values if pixel_values_view2 is None else torch.cat([pixel_values, pixel_values_view2])
-        predicted_joints, heatmap_logits, heatmaps, predicted_vertices = self._predict(images)
+        predicted_joints, heatmap_logits, heatmaps, predicted_vertices = self._predict(images, predict_mesh)
 
         pose_embeds = text_embeds = logits_per_pose = None
         loss_clip = None
@@ -241,7 +246,7 @@ class CLIPHand3DModel(CLIPHand3DPreTrainedModel):
             view1, view2 = slice(0, batch_size), slice(batch_size, None)
             terms = self._supervised_terms(
                 predicted_joints[view1],
-                predicted_vertices[view1],
+                predicted_vertices[view1] if predict_mesh else None,
                 joints_uvd,
                 vertices_uvd,
                 joints_valid,
@@ -250,7 +255,7 @@ class CLIPHand3DModel(CLIPHand3DPreTrainedModel):
             if pixel_values_view2 is not None and joints_uvd_view2 is not None:
                 terms_view2 = self._supervised_terms(
                     predicted_joints[view2],
-                    predicted_vertices[view2],
+                    predicted_vertices[view2] if predict_mesh else None,
                     joints_uvd_view2,
                     vertices_uvd_view2,
                     joints_valid_view2,
@@ -261,9 +266,10 @@ class CLIPHand3DModel(CLIPHand3DPreTrainedModel):
                 terms["loss_consistency_2d"] = consistency_2d_loss(
                     predicted_joints[view1], predicted_joints[view2], view2_affine_uv
                 )
-                terms["loss_consistency_3d"] = consistency_3d_loss(
-                    predicted_vertices[view1], predicted_vertices[view2], view2_affine_uv
-                )
+                if predict_mesh:
+                    terms["loss_consistency_3d"] = consistency_3d_loss(
+                        predicted_vertices[view1], predicted_vertices[view2], view2_affine_uv
+                    )
             if loss_clip is not None:
                 terms["loss_clip"] = loss_clip
             loss = self._weighted_sum(terms)
@@ -273,7 +279,7 @@ class CLIPHand3DModel(CLIPHand3DPreTrainedModel):
         output = CLIPHand3DOutput(
             loss=loss,
             joints_uvd=predicted_joints[:batch_size],
-            vertices_uvd=predicted_vertices[:batch_size],
+            vertices_uvd=predicted_vertices[:batch_size] if predict_mesh else None,
             heatmaps=tuple(heatmap[:batch_size] for heatmap in heatmaps),
             pose_embeds=pose_embeds,
             text_embeds=text_embeds,
@@ -309,11 +315,13 @@ class CLIPHand3DModel(CLIPHand3DPreTrainedModel):
                 f"view2_affine_uv must have shape ({batch_size}, 2, 3), got {tuple(view2_affine_uv.shape)}"
             )
 
-    def _predict(self, images: torch.Tensor):
-        """images -> joints (B, J, 3), heatmap logits, heatmaps, vertices (B, V, 3), all in uvd space."""
+    def _predict(self, images: torch.Tensor, predict_mesh: bool = True):
+        """images -> joints (B, J, 3), heatmap logits, heatmaps, vertices (B, V, 3) or None, all in uvd space."""
         config = self.config
         features = self.backbone(images).feature_maps
         joints, heatmap_logits, heatmaps = self.joint_regressor(features[4])
+        if not predict_mesh:
+            return joints, heatmap_logits, heatmaps, None
         # The mesh regressor starts from the predicted joints without moving them: the joints learn from their own
         # loss, the mesh learns offsets from them.
         anchor_joints = joints.detach()

@@ -46,6 +46,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--stage", type=int, choices=(1, 2), default=2, help="1: encoder + joint regressor only; 2: end to end."
     )
+    parser.add_argument(
+        "--stage1_steps",
+        type=int,
+        default=0,
+        help="With --stage 2: the first this many steps train stage 1 only (mesh skipped), then end to end: the "
+        "paper's two stages in one run.",
+    )
     parser.add_argument("--ablation", choices=sorted(ABLATIONS), default="none", help="The paper's table 3 switches.")
     parser.add_argument(
         "--pretrained_encoders",
@@ -149,6 +156,10 @@ def check_args(args: argparse.Namespace) -> None:
     ):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name} must be >= 1, got {getattr(args, name)}")
+    if args.stage1_steps < 0:
+        raise ValueError(f"--stage1_steps must be >= 0, got {args.stage1_steps}")
+    if args.stage1_steps > 0 and args.stage == 1:
+        raise ValueError("--stage1_steps splits a --stage 2 run; with --stage 1 every step is stage 1")
     if args.max_steps < 0:
         raise ValueError(f"--max_steps must be >= 0 (0: run --num_epochs), got {args.max_steps}")
     for name in ("checkpoints_total_limit", "clip_batch_size"):

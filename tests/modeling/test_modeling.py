@@ -162,3 +162,24 @@ def test_pretrained_encoder_mismatch_names_the_field(tmp_path, tiny_config):
     config = CLIPHand3DConfig(**{**tiny_config.to_dict(), "text_model_name_or_path": str(tmp_path / "clip")})
     with pytest.raises(ValueError, match="text_config does not match the pretrained weights"):
         CLIPHand3DModel(config).load_pretrained_encoders(backbone=False, text_model=True)
+
+
+def test_predict_mesh_false_gives_the_same_joints_and_leaves_the_mesh_out(tiny_model, tiny_config):
+    batch = random_batch(tiny_config)
+    tiny_model.eval()
+    with torch.no_grad():
+        full = tiny_model(pixel_values=batch["pixel_values"])
+        joints_only = tiny_model(pixel_values=batch["pixel_values"], predict_mesh=False)
+    torch.testing.assert_close(joints_only.joints_uvd, full.joints_uvd)
+    assert joints_only.vertices_uvd is None
+
+    tiny_model.train()
+    tiny_model.zero_grad(set_to_none=True)
+    inputs = {name: value for name, value in batch.items() if name != "vertices_uvd"}
+    outputs = tiny_model(**inputs, predict_mesh=False)
+    assert outputs.loss_vertices is None and outputs.loss_normal is None
+    outputs.loss.backward()
+    assert all(parameter.grad is None for parameter in tiny_model.mesh_regressor.parameters())
+    assert tiny_model.joint_regressor.heatmap_x.weight.grad is not None
+    with pytest.raises(ValueError, match="vertices_uvd targets were given with predict_mesh=False"):
+        tiny_model(**batch, predict_mesh=False)

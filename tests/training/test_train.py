@@ -116,7 +116,7 @@ def test_two_cpu_processes_train_with_a_global_clip_batch(tmp_path):
     command = [
         sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
         "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", str(REPO / "train.py"),
-        *tiny_run_args(tmp_path, "--train_batch_size", "2", "--max_steps", "2"),
+        *tiny_run_args(tmp_path, "--train_batch_size", "2", "--max_steps", "2", "--stage1_steps", "1"),
     ]  # fmt: skip
     environment = {**os.environ, "ACCELERATE_USE_CPU": "1"}
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=REPO, env=environment)
@@ -125,3 +125,24 @@ def test_two_cpu_processes_train_with_a_global_clip_batch(tmp_path):
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["num_samples"] == 8 and metrics["steps"] == 2
     CLIPHand3DModel.from_pretrained(tmp_path)
+
+
+def test_stage1_steps_train_the_joints_first_then_the_mesh(tmp_path):
+    train.main(tiny_run_args(tmp_path, "--stage1_steps", "2", "--checkpointing_steps", "1"))
+    curve = json.loads((tmp_path / "training_curve.json").read_text())
+    assert ["loss_vertices" in record for record in curve] == [False, False, True, True]
+    assert all("loss_joints" in record and "loss_clip" in record for record in curve)
+
+    def mesh_weights(step: int) -> dict:
+        weights = load_file(tmp_path / f"checkpoint-{step}" / "model.safetensors")
+        return {name: value for name, value in weights.items() if name.startswith("mesh_regressor.")}
+
+    # Stage-1 steps leave the mesh regressor as it was initialised; the stage-2 steps train it.
+    step1, step2, step3 = mesh_weights(1), mesh_weights(2), mesh_weights(3)
+    assert step1 and all(torch.equal(step1[name], step2[name]) for name in step1)
+    assert any(not torch.equal(step2[name], step3[name]) for name in step2)
+
+
+def test_stage1_steps_need_a_stage2_run():
+    with pytest.raises(ValueError, match="--stage1_steps splits a --stage 2 run"):
+        train.main(["--stage", "1", "--stage1_steps", "3"])
