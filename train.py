@@ -186,6 +186,7 @@ def main(argv: list[str] | None = None) -> dict:
         optimizer,
         scheduler,
         train_dataloader,
+        eval_dataloader,
         train_transform,
         collator,
         progress,
@@ -210,6 +211,7 @@ def train_loop(
     optimizer,
     scheduler,
     train_dataloader,
+    eval_dataloader,
     train_transform,
     collator,
     progress,
@@ -268,12 +270,26 @@ def train_loop(
                 )
                 curve.append(record)
                 images_seen, images_since = 0, time.monotonic()
+            if args.eval_steps and progress["global_step"] % args.eval_steps == 0:
+                curve.append(evaluate_step(accelerator, model, eval_dataloader, progress["global_step"]))
+                model.train()
             if progress["global_step"] % args.checkpointing_steps == 0:
                 save_checkpoint(accelerator, args.output_dir, dict(progress), args.checkpoints_total_limit)
             if progress["global_step"] >= max_steps or out_of_time(accelerator, start, args.max_train_minutes):
                 bar.close()
                 return curve
         progress.update(epoch=epoch + 1, batches_in_epoch=0)
+
+
+def evaluate_step(accelerator: Accelerator, model, eval_dataloader, step: int) -> dict:
+    """Held-out PA-MPJPE and PA-MPVPE (mm) of the model at `step`, logged and returned as a curve record."""
+    scores = score_predictions(predict(accelerator.unwrap_model(model), eval_dataloader, accelerator))
+    record = {"step": step, "eval_pa_mpjpe": scores["pa_mpjpe"]}
+    if "pa_mpvpe" in scores:
+        record["eval_pa_mpvpe"] = scores["pa_mpvpe"]
+    accelerator.log(record, step=step)
+    logger.info(f"step {step}: held-out PA-MPJPE {scores['pa_mpjpe']:.2f} mm")
+    return record
 
 
 def out_of_time(accelerator: Accelerator, start: float, max_minutes: float | None) -> bool:

@@ -6,6 +6,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=${1:-outputs/learning}
 for ablation in none no_clip no_feature_projection no_sparse_to_dense; do
-    python train.py --ablation "$ablation" --max_train_minutes 15 --output_dir "$root/$ablation"
+    python train.py --recipe recipes/synthetic_tiny_15min.json --ablation "$ablation" --output_dir "$root/$ablation"
 done
 python scripts/summarize_learning.py "$root" docs

@@ -52,15 +52,37 @@ def markdown_table(runs: dict[str, tuple[dict, list[dict]]]) -> str:
 
 
 def plot_loss_curves(runs: dict[str, tuple[dict, list[dict]]], path: Path) -> None:
-    figure = Figure(figsize=(6, 4), dpi=100)
+    """Training L1 joint loss and, where the runs logged it (--eval_steps), held-out PA-MPJPE against steps."""
+    figure = Figure(figsize=(11, 4), dpi=100)
     FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
-    for name, (_, curve) in runs.items():
-        axes.plot([record["step"] for record in curve], [record["loss_joints"] for record in curve], label=RUNS[name])
-    axes.set_xlabel("optimiser step")
-    axes.set_ylabel("L1 joint loss (uvd units)")
-    axes.set_title("Training loss, clip-hand3d-tiny on synthetic hands")
-    axes.legend()
+    loss_axes, eval_axes = figure.subplots(1, 2)
+    for name, (metrics, curve) in runs.items():
+        train_records = [record for record in curve if "loss_joints" in record]
+        eval_records = [record for record in curve if "eval_pa_mpjpe" in record]
+        loss_axes.plot(
+            [record["step"] for record in train_records],
+            [record["loss_joints"] for record in train_records],
+            label=RUNS[name],
+        )
+        eval_axes.plot(
+            [record["step"] for record in eval_records] + [metrics["steps"]],
+            [record["eval_pa_mpjpe"] for record in eval_records] + [metrics["pa_mpjpe"]],
+            marker="o",
+            label=RUNS[name],
+        )
+    baseline = next(iter(runs.values()))[0]["mean_pose_pa_mpjpe"] if runs else None
+    if baseline is not None:
+        eval_axes.axhline(baseline, color="grey", linestyle="--", label="mean training pose")
+        eval_axes.axhline(0.6 * baseline, color="grey", linestyle=":", label="goal: 0.6 x mean pose")
+    loss_axes.set_xlabel("optimiser step")
+    loss_axes.set_ylabel("L1 joint loss (uvd units)")
+    loss_axes.set_title("Training loss")
+    eval_axes.set_xlabel("optimiser step")
+    eval_axes.set_ylabel("PA-MPJPE (mm)")
+    eval_axes.set_title("500 held-out synthetic hands")
+    for axes in (loss_axes, eval_axes):
+        axes.legend(fontsize=8)
+    figure.suptitle("clip-hand3d-tiny on synthetic hands, 15 minutes on 2 CPU cores")
     figure.tight_layout()
     figure.savefig(path)
 

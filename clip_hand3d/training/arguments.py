@@ -105,6 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--max_consecutive_nan_steps", type=int, default=5, help="Stop after this many NaN losses in a row."
     )
     parser.add_argument("--logging_steps", type=int, default=10)
+    parser.add_argument(
+        "--eval_steps",
+        type=int,
+        default=None,
+        help="Score the held-out split every this many steps (logged as eval_pa_mpjpe); the end of the run always does.",
+    )
     parser.add_argument("--report_to", type=str, default="none", help="tensorboard, wandb, all or none.")
     parser.add_argument("--push_to_hub", action="store_true")
     parser.add_argument("--hub_model_id", type=str, default=None)
@@ -162,7 +168,7 @@ def check_args(args: argparse.Namespace) -> None:
         raise ValueError("--stage1_steps splits a --stage 2 run; with --stage 1 every step is stage 1")
     if args.max_steps < 0:
         raise ValueError(f"--max_steps must be >= 0 (0: run --num_epochs), got {args.max_steps}")
-    for name in ("checkpoints_total_limit", "clip_batch_size"):
+    for name in ("checkpoints_total_limit", "clip_batch_size", "eval_steps"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise ValueError(f"--{name} must be >= 1, got {getattr(args, name)}")
     if args.learning_rate <= 0:

@@ -127,11 +127,18 @@ def test_two_cpu_processes_train_with_a_global_clip_batch(tmp_path):
     CLIPHand3DModel.from_pretrained(tmp_path)
 
 
-def test_stage1_steps_train_the_joints_first_then_the_mesh(tmp_path):
-    train.main(tiny_run_args(tmp_path, "--stage1_steps", "2", "--checkpointing_steps", "1"))
+def test_stage1_steps_train_the_joints_first_then_the_mesh_and_eval_steps_score_along_the_way(tmp_path):
+    scores = train.main(
+        tiny_run_args(tmp_path, "--stage1_steps", "2", "--checkpointing_steps", "1", "--eval_steps", "2")
+    )
     curve = json.loads((tmp_path / "training_curve.json").read_text())
-    assert ["loss_vertices" in record for record in curve] == [False, False, True, True]
-    assert all("loss_joints" in record and "loss_clip" in record for record in curve)
+    train_records = [record for record in curve if "loss_joints" in record]
+    assert ["loss_vertices" in record for record in train_records] == [False, False, True, True]
+    assert all("loss_clip" in record for record in train_records)
+    # --eval_steps scores the held-out split along the way; the last one is the final evaluation.
+    eval_records = [record for record in curve if "eval_pa_mpjpe" in record]
+    assert [record["step"] for record in eval_records] == [2, 4]
+    assert eval_records[-1]["eval_pa_mpjpe"] == pytest.approx(scores["pa_mpjpe"])
 
     def mesh_weights(step: int) -> dict:
         weights = load_file(tmp_path / f"checkpoint-{step}" / "model.safetensors")
