@@ -72,9 +72,14 @@ def build_model(args, config: CLIPHand3DConfig) -> CLIPHand3DModel:
     return model
 
 
-def model_inputs(batch: dict, stage: int) -> dict:
-    """The batch fields the model takes; stage 1 trains joints (and CLIP) only and skips the mesh."""
+def model_inputs(batch: dict, stage: int, channels_last: bool = False) -> dict:
+    """The batch fields the model takes; stage 1 trains joints (and CLIP) only and skips the mesh. With
+    `channels_last`, the images are laid out channels-last like the model's convolution weights."""
     inputs = {name: batch[name] for name in MODEL_INPUTS if name in batch}
+    if channels_last:
+        for name in ("pixel_values", "pixel_values_view2"):
+            if name in inputs:
+                inputs[name] = inputs[name].contiguous(memory_format=torch.channels_last)
     inputs["predict_mesh"] = stage == 2
     if stage == 1:
         for name in (
@@ -108,6 +113,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     config = build_config(args)
     model = build_model(args, config)
+    if args.channels_last:
+        model.to(memory_format=torch.channels_last)
     if args.stage == 1:
         for name in STAGE1_FROZEN:
             getattr(model, name).requires_grad_(False)
@@ -237,7 +244,7 @@ def train_loop(
         for batch in batches:
             stage = 1 if args.stage == 1 or progress["global_step"] < args.stage1_steps else 2
             with accelerator.accumulate(model):
-                outputs = model(**model_inputs(batch, stage))
+                outputs = model(**model_inputs(batch, stage, args.channels_last))
                 loss_is_finite = bool(accelerator.gather(torch.isfinite(outputs.loss.detach())[None]).all())
                 if loss_is_finite:
                     accelerator.backward(outputs.loss)

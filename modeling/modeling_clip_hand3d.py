@@ -229,52 +229,29 @@ class CLIPHand3DModel(CLIPHand3DPreTrainedModel):
         predicted_joints, heatmap_logits, heatmaps, predicted_vertices = self._predict(images, predict_mesh)
 
         pose_embeds = text_embeds = logits_per_pose = None
-        loss_clip = None
         if text_input_ids is not None and self.pose_text_matcher is not None:
             pose_embeds, text_embeds = self._embed(heatmap_logits, text_input_ids, text_attention_mask, batch_size)
-            loss_clip, logits_per_pose = clip_loss(
+            pose_embeds, text_embeds = pose_embeds.float(), text_embeds.float()
+
+        # The losses run in float32 under mixed precision too: bfloat16 would round uvd coordinates of 0-63 bins
+        # to a quarter of a bin, and the contrastive logits to 3 significant digits.
+        with torch.autocast(pixel_values.device.type, enabled=False):
+            loss, terms, logits_per_pose = self._losses(
+                predicted_joints,
+                predicted_vertices,
                 pose_embeds,
                 text_embeds,
-                self.pose_text_matcher.scales(),
-                # Only training contrasts against other processes' samples: in eval each process scores its own.
-                gather=self.config.gather_clip_features and self.training,
+                batch_size,
+                joints_uvd=joints_uvd,
+                joints_valid=joints_valid,
+                vertices_uvd=vertices_uvd,
+                vertices_valid=vertices_valid,
+                joints_uvd_view2=joints_uvd_view2,
+                joints_valid_view2=joints_valid_view2,
+                vertices_uvd_view2=vertices_uvd_view2,
+                view2_affine_uv=view2_affine_uv,
+                predict_mesh=predict_mesh,
             )
-
-        terms = {}
-        loss = None
-        if joints_uvd is not None:
-            view1, view2 = slice(0, batch_size), slice(batch_size, None)
-            terms = self._supervised_terms(
-                predicted_joints[view1],
-                predicted_vertices[view1] if predict_mesh else None,
-                joints_uvd,
-                vertices_uvd,
-                joints_valid,
-                vertices_valid,
-            )
-            if pixel_values_view2 is not None and joints_uvd_view2 is not None:
-                terms_view2 = self._supervised_terms(
-                    predicted_joints[view2],
-                    predicted_vertices[view2] if predict_mesh else None,
-                    joints_uvd_view2,
-                    vertices_uvd_view2,
-                    joints_valid_view2,
-                    vertices_valid,
-                )
-                terms = {name: (value + terms_view2[name]) / 2 for name, value in terms.items()}
-            if pixel_values_view2 is not None and view2_affine_uv is not None:
-                terms["loss_consistency_2d"] = consistency_2d_loss(
-                    predicted_joints[view1], predicted_joints[view2], view2_affine_uv
-                )
-                if predict_mesh:
-                    terms["loss_consistency_3d"] = consistency_3d_loss(
-                        predicted_vertices[view1], predicted_vertices[view2], view2_affine_uv
-                    )
-            if loss_clip is not None:
-                terms["loss_clip"] = loss_clip
-            loss = self._weighted_sum(terms)
-        elif loss_clip is not None:
-            terms["loss_clip"] = loss_clip
 
         output = CLIPHand3DOutput(
             loss=loss,
@@ -350,6 +327,74 @@ class CLIPHand3DModel(CLIPHand3DPreTrainedModel):
         token_features = token_features.view(clip_size, 3, *token_features.shape[1:])
         text_embeds = self.pose_text_matcher.text_embeddings(token_features, attention_mask)
         return pose_embeds, text_embeds
+
+    def _losses(
+        self,
+        predicted_joints: torch.Tensor,
+        predicted_vertices: torch.Tensor | None,
+        pose_embeds: torch.Tensor | None,
+        text_embeds: torch.Tensor | None,
+        batch_size: int,
+        joints_uvd: torch.Tensor | None,
+        joints_valid: torch.Tensor | None,
+        vertices_uvd: torch.Tensor | None,
+        vertices_valid: torch.Tensor | None,
+        joints_uvd_view2: torch.Tensor | None,
+        joints_valid_view2: torch.Tensor | None,
+        vertices_uvd_view2: torch.Tensor | None,
+        view2_affine_uv: torch.Tensor | None,
+        predict_mesh: bool,
+    ) -> tuple[torch.Tensor | None, dict[str, torch.Tensor], torch.Tensor | None]:
+        """(total loss or None without joint targets, the loss terms, the pose->text logits or None without text).
+
+        Predictions of both views come stacked along the batch (view 1 first); the view-2 terms are averaged with
+        the view-1 terms, and the consistency terms compare the two views."""
+        loss_clip = logits_per_pose = None
+        if pose_embeds is not None:
+            loss_clip, logits_per_pose = clip_loss(
+                pose_embeds,
+                text_embeds,
+                self.pose_text_matcher.scales().float(),
+                # Only training contrasts against other processes' samples: in eval each process scores its own.
+                gather=self.config.gather_clip_features and self.training,
+            )
+        two_views = predicted_joints.shape[0] > batch_size
+        terms = {}
+        loss = None
+        if joints_uvd is not None:
+            view1, view2 = slice(0, batch_size), slice(batch_size, None)
+            terms = self._supervised_terms(
+                predicted_joints[view1],
+                predicted_vertices[view1] if predict_mesh else None,
+                joints_uvd,
+                vertices_uvd,
+                joints_valid,
+                vertices_valid,
+            )
+            if two_views and joints_uvd_view2 is not None:
+                terms_view2 = self._supervised_terms(
+                    predicted_joints[view2],
+                    predicted_vertices[view2] if predict_mesh else None,
+                    joints_uvd_view2,
+                    vertices_uvd_view2,
+                    joints_valid_view2,
+                    vertices_valid,
+                )
+                terms = {name: (value + terms_view2[name]) / 2 for name, value in terms.items()}
+            if two_views and view2_affine_uv is not None:
+                terms["loss_consistency_2d"] = consistency_2d_loss(
+                    predicted_joints[view1], predicted_joints[view2], view2_affine_uv
+                )
+                if predict_mesh:
+                    terms["loss_consistency_3d"] = consistency_3d_loss(
+                        predicted_vertices[view1], predicted_vertices[view2], view2_affine_uv
+                    )
+            if loss_clip is not None:
+                terms["loss_clip"] = loss_clip
+            loss = self._weighted_sum(terms)
+        elif loss_clip is not None:
+            terms["loss_clip"] = loss_clip
+        return loss, terms, logits_per_pose
 
     def _supervised_terms(
         self, joints, vertices, joints_uvd, vertices_uvd, joints_valid, vertices_valid

@@ -18,7 +18,6 @@ from clip_hand3d.data.transforms import (
     HandAugmentationConfig,
     HandSampleTransform,
     collate_hand_batch,
-    make_batch_transform,
 )
 from clip_hand3d.modeling import CLIPHand3DConfig
 from clip_hand3d.processing import CLIPHand3DProcessor
@@ -97,14 +96,53 @@ def make_sample_transform(
     )
 
 
-def with_sample_transform(dataset: Dataset, transform: HandSampleTransform) -> Dataset:
-    """`dataset` whose rows come out transformed on the fly (`with_transform`), each keeping its `index`."""
-    transform_batch = make_batch_transform(transform, index_column=INDEX_COLUMN)
+# Array2D columns read as numpy arrays: as Python lists (datasets' default format) the 778 x 3 vertices alone
+# took a third of the time of a sample.
+NUMPY_COLUMNS = ("joints_xyz", "joints_uv", "K", "vertices_xyz")
 
-    def transform_with_index(batch: dict[str, list]) -> dict[str, list]:
-        return {**transform_batch(batch), INDEX_COLUMN: list(batch[INDEX_COLUMN])}
 
-    return dataset.with_transform(transform_with_index)
+class TransformedHandRows(torch.utils.data.Dataset):
+    """The rows of a hand `datasets.Dataset`, each through a `HandSampleTransform` as it is read.
+
+    The Array2D columns come out as numpy arrays, the others (images, box, flags) as datasets formats them. A null
+    `vertices_xyz` (a set without meshes), which numpy format would turn into NaNs, is given to the transform as
+    None. Each sample draws its augmentation from `transform.generator_for(index)` and keeps its `index`.
+    """
+
+    def __init__(self, dataset: Dataset, transform: HandSampleTransform):
+        if INDEX_COLUMN not in dataset.column_names:
+            raise ValueError(f"the dataset has no {INDEX_COLUMN!r} column (columns: {dataset.column_names})")
+        numeric = [name for name in NUMPY_COLUMNS if name in dataset.column_names]
+        self.rows = dataset.with_format("numpy", columns=numeric, output_all_columns=True)
+        self.transform = transform
+        self.without_mesh = np.zeros(len(dataset), dtype=bool)
+        if "vertices_xyz" in dataset.column_names:
+            vertices = dataset.with_format("arrow", columns=["vertices_xyz"])["vertices_xyz"]
+            self.without_mesh = vertices.is_null().to_numpy(zero_copy_only=False)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, position: int) -> dict:
+        return self.__getitems__([position])[0]
+
+    def __getitems__(self, positions: list[int]) -> list[dict]:
+        """The transformed samples at `positions` (read from the Arrow table in one go)."""
+        batch = self.rows[list(positions)]
+        samples = []
+        for offset, position in enumerate(positions):
+            row = {name: column[offset] for name, column in batch.items()}
+            if self.without_mesh[position]:
+                row["vertices_xyz"] = None
+            index = int(row[INDEX_COLUMN])
+            sample = self.transform(row, rng=self.transform.generator_for(index))
+            samples.append({**sample, INDEX_COLUMN: index})
+        return samples
+
+
+def with_sample_transform(dataset: Dataset, transform: HandSampleTransform) -> TransformedHandRows:
+    """`dataset` (with an `index` column, see `load_split`) as a torch Dataset of transformed samples."""
+    return TransformedHandRows(dataset, transform)
 
 
 class PromptCollator:

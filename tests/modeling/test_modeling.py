@@ -183,3 +183,21 @@ def test_predict_mesh_false_gives_the_same_joints_and_leaves_the_mesh_out(tiny_m
     assert tiny_model.joint_regressor.heatmap_x.weight.grad is not None
     with pytest.raises(ValueError, match="vertices_uvd targets were given with predict_mesh=False"):
         tiny_model(**batch, predict_mesh=False)
+
+
+def test_bfloat16_autocast_keeps_outputs_and_losses_in_float32(tiny_model, tiny_config):
+    batch = random_batch(tiny_config, batch_size=3)
+    tiny_model.eval()
+    with torch.no_grad():
+        full_precision = tiny_model(**batch)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            mixed = tiny_model(**batch)
+    for name in ("joints_uvd", "vertices_uvd", "loss", "loss_joints", "loss_vertices", "loss_clip"):
+        assert getattr(mixed, name).dtype == torch.float32, name
+    assert mixed.logits_per_pose.dtype == torch.float32
+    # bfloat16 rounds a coordinate near 31 to a multiple of 1/8; the float32 soft-argmax and anchor vertices do not.
+    assert not torch.equal(mixed.joints_uvd, (mixed.joints_uvd * 8).round() / 8)
+    assert not torch.equal(mixed.vertices_uvd, (mixed.vertices_uvd * 8).round() / 8)
+    # The network itself runs in bfloat16 (3 significant digits), so the two agree to a small fraction of a bin.
+    assert (mixed.joints_uvd - full_precision.joints_uvd).abs().max() < 0.5
+    assert mixed.loss.item() == pytest.approx(full_precision.loss.item(), rel=0.05)
