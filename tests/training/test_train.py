@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from accelerate.state import AcceleratorState
 from safetensors.torch import load_file
 
 import train
@@ -16,6 +17,14 @@ from clip_hand3d import CLIPHand3DModel, CLIPHand3DProcessor
 from clip_hand3d.modeling.modeling_clip_hand3d import CLIPHand3DOutput
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def fresh_accelerator_state():
+    """train.main runs in this process, and Accelerate keeps the mixed precision of its first Accelerator in a
+    process-wide state: reset it so that each test's run gets its own."""
+    yield
+    AcceleratorState._reset_state(reset_partial_state=True)
 
 
 def tiny_run_args(output_dir: Path, *extra: str) -> list[str]:
@@ -55,13 +64,14 @@ def test_training_run_leaves_a_loadable_model_metrics_and_card(tmp_path):
     assert [path.name for path in sorted(tmp_path.glob("checkpoint-*"))] == ["checkpoint-2", "checkpoint-4"]
 
 
-def test_resumed_run_reaches_the_weights_of_an_uninterrupted_one(tmp_path):
-    train.main(tiny_run_args(tmp_path))
+@pytest.mark.parametrize("precision", [(), ("--mixed_precision", "bf16", "--channels_last")], ids=["fp32", "bf16"])
+def test_resumed_run_reaches_the_weights_of_an_uninterrupted_one(tmp_path, precision):
+    train.main(tiny_run_args(tmp_path, *precision))
     uninterrupted = load_file(tmp_path / "model.safetensors")
     # A run killed after its checkpoint at step 2: everything written after it is gone.
     shutil.rmtree(tmp_path / "checkpoint-4")
     (tmp_path / "model.safetensors").unlink()
-    train.main(tiny_run_args(tmp_path, "--resume_from_checkpoint", "latest"))
+    train.main(tiny_run_args(tmp_path, *precision, "--resume_from_checkpoint", "latest"))
     resumed = load_file(tmp_path / "model.safetensors")
     assert resumed.keys() == uninterrupted.keys()
     for name, value in uninterrupted.items():
