@@ -1,7 +1,8 @@
 """Throughput of the training data pipeline: rows/s through a DataLoader, the augmentation and the prompt tokens.
 
-Each row is decoded from a `datasets.Dataset`, augmented by `HandSampleTransform` (train preset, optionally two
-views) through `Dataset.with_transform`, collated by `collate_hand_batch`, and, when `clip_hand3d.processing` is
+Each row is read from a `datasets.Dataset` as train.py reads it (`with_sample_transform`: the array columns in
+numpy format; `--reader python` reads every column as Python lists through `Dataset.with_transform` instead),
+augmented by `HandSampleTransform` (train preset, optionally two views), collated by `collate_hand_batch`, and, when `clip_hand3d.processing` is
 there, given its three tokenised prompts by `CLIPHand3DProcessor` inside the collate function (so the workers do
 it). The rows come from the built-in synthetic set when `clip_hand3d.data.synthetic` is there (rendered once and
 cached under --cache-dir), otherwise from hand-made rows (a smooth random image, a grid of joints, a blob of
@@ -30,6 +31,7 @@ from clip_hand3d.data.transforms import (
     collate_hand_batch,
     make_batch_transform,
 )
+from clip_hand3d.training.data import INDEX_COLUMN, with_sample_transform
 
 
 def parse_args() -> argparse.Namespace:
@@ -40,6 +42,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2], help="DataLoader num_workers to try")
     parser.add_argument("--two-views", action="store_true", help="two augmented views per row")
     parser.add_argument("--cache-dir", default=None, help="datasets cache of the synthetic set (default: a temp dir)")
+    parser.add_argument(
+        "--reader",
+        choices=("numpy", "python"),
+        default="numpy",
+        help="numpy: with_sample_transform, as train.py (default); python: Dataset.with_transform on Python lists",
+    )
     return parser.parse_args()
 
 
@@ -125,14 +133,17 @@ def main() -> None:
         transform = HandSampleTransform(
             image_size=args.image_size, augmentation=HandAugmentationConfig.train(), two_views=args.two_views
         )
-        dataset = dataset.with_transform(make_batch_transform(transform))
+        if args.reader == "numpy":
+            dataset = with_sample_transform(dataset.add_column(INDEX_COLUMN, np.arange(len(dataset))), transform)
+        else:
+            dataset = dataset.with_transform(make_batch_transform(transform))
         processor = None
         if importlib.util.find_spec("clip_hand3d.processing") is not None:
             from clip_hand3d.processing import CLIPHand3DProcessor
 
             processor = CLIPHand3DProcessor()
         print(
-            f"batch {args.batch_size}, two views: {args.two_views}, "
+            f"batch {args.batch_size}, two views: {args.two_views}, reader: {args.reader}, "
             f"prompt tokens: {'CLIPHand3DProcessor' if processor else 'none (no clip_hand3d.processing)'}, "
             f"torch threads: {torch.get_num_threads()}"
         )

@@ -10,6 +10,9 @@ Models have random weights: speed does not depend on them, and nothing is downlo
 
 Peak memory is what the process holds above its level before the measured work, in MiB: on CPU the resident
 set size (RSS) sampled by a background thread, on CUDA `torch.cuda.max_memory_allocated`.
+
+`--precision bf16` measures what `train.py --mixed_precision bf16 --channels_last` runs: bfloat16 autocast and
+channels-last convolutions (the model keeps its outputs and losses in float32).
 """
 
 import argparse
@@ -35,12 +38,14 @@ from .modeling import CLIPHand3DConfig, CLIPHand3DModel
 from .variants import list_variants, resolve_variant
 
 MIB = 2**20
+PRECISIONS = ("fp32", "bf16")
 DEFAULT_TRAINING_BATCH_SIZE = 16
 SEED = 0
 INFERENCE_COLUMNS = [
     "variant",
     "image",
     "batch",
+    "precision",
     "model ms",
     "model p90",
     "backbone ms",
@@ -54,6 +59,7 @@ TRAINING_COLUMNS = [
     "variant",
     "image",
     "batch",
+    "precision",
     "step ms",
     "step p90",
     "images/s",
@@ -211,13 +217,19 @@ def random_training_inputs(
 
 
 def measure_inference(
-    config: CLIPHand3DConfig, batch_size: int, repeats: int = 20, warmup: int = 3, device: str = "cpu"
+    config: CLIPHand3DConfig,
+    batch_size: int,
+    repeats: int = 20,
+    warmup: int = 3,
+    device: str = "cpu",
+    precision: str = "fp32",
 ) -> dict:
     """Latency, throughput and peak memory of the inference forward of `config`'s model at `batch_size`.
 
     The model is built without its text tower and run in eval mode under `torch.inference_mode`. Each of the
     `repeats` rounds times the full model and the backbone alone, alternating which goes first; `warmup` rounds
-    before are not timed. Peak memory is sampled during one more forward of the full model.
+    before are not timed. Peak memory is sampled during one more forward of the full model. `precision` is
+    "fp32" or "bf16" (bfloat16 autocast, channels-last).
 
     Returns latencies in milliseconds (`latency_ms_median`, `latency_ms_p90`, `backbone_latency_ms_median`,
     `backbone_latency_ms_p90`), `images_per_second` of the full model, `full_to_backbone_ratio` (median over
@@ -226,10 +238,12 @@ def measure_inference(
     _check_positive(batch_size=batch_size, repeats=repeats)
     _check_non_negative(warmup=warmup)
     _check_device(device)
-    model = build_model(config, with_text_model=False, device=device).eval()
-    pixel_values = random_pixel_values(config, batch_size, torch.Generator().manual_seed(SEED)).to(device)
-    run_full = functools.partial(model, pixel_values=pixel_values)
-    run_backbone = functools.partial(model.backbone, pixel_values)
+    _check_precision(precision)
+    model = build_model(config, with_text_model=False, device=device).eval().to(memory_format=_layout(precision))
+    pixel_values = random_pixel_values(config, batch_size, torch.Generator().manual_seed(SEED))
+    pixel_values = pixel_values.to(device).contiguous(memory_format=_layout(precision))
+    run_full = _in_precision(functools.partial(model, pixel_values=pixel_values), precision, device)
+    run_backbone = _in_precision(functools.partial(model.backbone, pixel_values), precision, device)
     full_ms, backbone_ms = [], []
     with torch.inference_mode():
         for _ in range(warmup):
@@ -251,6 +265,7 @@ def measure_inference(
         "batch_size": batch_size,
         "image_size": config.image_size,
         "device": device,
+        "precision": precision,
         "threads": torch.get_num_threads(),
         "repeats": repeats,
         "warmup": warmup,
@@ -273,6 +288,7 @@ def measure_training(
     warmup: int = 1,
     device: str = "cpu",
     learning_rate: float = 1e-4,
+    precision: str = "fp32",
 ) -> dict:
     """Throughput and peak memory of full training steps of `config`'s model at `batch_size` images per step.
 
@@ -280,6 +296,7 @@ def measure_training(
     backward and an AdamW update of the trainable parameters (the text tower stays frozen). `warmup` steps
     (at least one: the first step allocates AdamW's state) precede the `steps` timed ones. Peak memory is sampled
     over the warmup steps, from before the first step: activations, gradients and the optimizer state.
+    `precision` is "fp32" or "bf16" (bfloat16 autocast of the forward, channels-last).
 
     Returns step latencies in milliseconds (`step_ms_median`, `step_ms_p90`), `images_per_second` (images of the
     batch per second; the network sees each in two views), `peak_memory_mib`, `final_loss`, the model's
@@ -287,15 +304,19 @@ def measure_training(
     """
     _check_positive(batch_size=batch_size, steps=steps, warmup=warmup)
     _check_device(device)
-    model = build_model(config, with_text_model=True, device=device).train()
+    _check_precision(precision)
+    model = build_model(config, with_text_model=True, device=device).train().to(memory_format=_layout(precision))
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=learning_rate)
     inputs = random_training_inputs(config, batch_size, torch.Generator().manual_seed(SEED))
     inputs = {name: value.to(device) for name, value in inputs.items()}
+    for name in ("pixel_values", "pixel_values_view2"):
+        inputs[name] = inputs[name].contiguous(memory_format=_layout(precision))
+    forward = _in_precision(lambda: model(**inputs), precision, device)
     losses = []
 
     def training_step() -> None:
         optimizer.zero_grad(set_to_none=True)
-        loss = model(**inputs).loss
+        loss = forward().loss
         loss.backward()
         optimizer.step()
         losses.append(loss.detach())
@@ -310,6 +331,7 @@ def measure_training(
         "batch_size": batch_size,
         "image_size": config.image_size,
         "device": device,
+        "precision": precision,
         "threads": torch.get_num_threads(),
         "steps": steps,
         "warmup": warmup,
@@ -356,6 +378,7 @@ def run_benchmarks(
     training_runs: list[tuple[str, int]],
     training_steps: int,
     device: str = "cpu",
+    precision: str = "fp32",
 ) -> dict:
     """Measure every variant at every batch size (inference) and every (variant, batch size) training run.
 
@@ -367,11 +390,14 @@ def run_benchmarks(
     for name in variants:
         results["parameters"][name] = count_parameters(build_model(configs[name], with_text_model=True))
         for batch_size in batch_sizes:
-            row = {"variant": name, **measure_inference(configs[name], batch_size, repeats, warmup, device)}
+            row = {"variant": name, **measure_inference(configs[name], batch_size, repeats, warmup, device, precision)}
             _log(f"{name} inference batch {batch_size}: {row['latency_ms_median']:.1f} ms median")
             results["inference"].append(row)
     for name, batch_size in training_runs:
-        row = {"variant": name, **measure_training(configs[name], batch_size, training_steps, device=device)}
+        row = {
+            "variant": name,
+            **measure_training(configs[name], batch_size, training_steps, device=device, precision=precision),
+        }
         _log(f"{name} training batch {batch_size}: {row['step_ms_median']:.1f} ms per step")
         results["training"].append(row)
     return results
@@ -466,6 +492,12 @@ def register_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPar
         "--threads", metavar="N", type=_positive_int, default=None, help="torch.set_num_threads (default: torch's)"
     )
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="default: cpu")
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="fp32",
+        help="bf16: bfloat16 autocast and channels-last, as train.py --mixed_precision bf16 --channels_last (default: fp32)",
+    )
     parser.set_defaults(func=run_benchmark_command)
     return parser
 
@@ -483,7 +515,14 @@ def run_benchmark_command(args: argparse.Namespace) -> None:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     results = run_benchmarks(
-        variants, args.batch_sizes, args.repeats, args.warmup, training_runs, args.training_steps, args.device
+        variants,
+        args.batch_sizes,
+        args.repeats,
+        args.warmup,
+        training_runs,
+        args.training_steps,
+        args.device,
+        args.precision,
     )
     results["command"] = _command_line(args, variants, training_runs)
     markdown = results_to_markdown(results)
@@ -508,7 +547,7 @@ def _command_line(args: argparse.Namespace, variants: list[str], training_runs: 
     if training_runs:
         parts += ["--training", *(f"{name}:{batch}" for name, batch in training_runs)]
         parts += ["--training-steps", str(args.training_steps)]
-    parts += ["--threads", str(torch.get_num_threads()), "--device", args.device]
+    parts += ["--threads", str(torch.get_num_threads()), "--device", args.device, "--precision", args.precision]
     for option, path in (("--json", args.json), ("--markdown", args.markdown)):
         if path is not None:
             parts += [option, path]
@@ -518,6 +557,21 @@ def _command_line(args: argparse.Namespace, variants: list[str], training_runs: 
 def _write_text(path: str, text: str) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(text, encoding="utf-8")
+
+
+def _layout(precision: str) -> torch.memory_format:
+    """Channels-last for bf16 (oneDNN's and the tensor cores' fast layout), the default layout for fp32."""
+    return torch.channels_last if precision == "bf16" else torch.contiguous_format
+
+
+def _in_precision(function: Callable[[], object], precision: str, device: str) -> Callable[[], object]:
+    """`function` run under bfloat16 autocast for bf16, as it is for fp32."""
+
+    def run() -> object:
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=precision == "bf16"):
+            return function()
+
+    return run
 
 
 def _time_ms(function: Callable[[], object], device: str) -> float:
@@ -533,6 +587,11 @@ def _time_ms(function: Callable[[], object], device: str) -> float:
 
 def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+def _check_precision(precision: str) -> None:
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
 
 
 def _check_positive(**values: int) -> None:
@@ -601,6 +660,7 @@ def _inference_row(row: dict) -> list[str]:
         row["variant"],
         str(row["image_size"]),
         str(row["batch_size"]),
+        row["precision"],
         f"{row['latency_ms_median']:.1f}",
         f"{row['latency_ms_p90']:.1f}",
         f"{row['backbone_latency_ms_median']:.1f}",
@@ -617,6 +677,7 @@ def _training_row(row: dict) -> list[str]:
         row["variant"],
         str(row["image_size"]),
         str(row["batch_size"]),
+        row["precision"],
         f"{row['step_ms_median']:.0f}",
         f"{row['step_ms_p90']:.0f}",
         f"{row['images_per_second']:.1f}",

@@ -8,7 +8,7 @@ def soft_argmax_1d(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Expected index under the softmax of `logits` (..., L) along the last axis.
 
     Returns (coordinates (...,) in bins, from 0 to L - 1, and the probabilities (..., L)), both in float32: under
-    bfloat16 autocast the expected index would otherwise be rounded to a quarter of a bin.
+    bfloat16 autocast the expected index would otherwise be rounded to 1/8-1/4 of a bin.
     """
     probabilities = logits.float().softmax(dim=-1)
     positions = torch.arange(logits.shape[-1], device=logits.device, dtype=probabilities.dtype)

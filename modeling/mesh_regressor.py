@@ -203,7 +203,7 @@ class MeshRegressor(nn.Module):
         joints_to_vertices = self.topology.upsample_chain(0, last_level)
         if not self.use_sparse_to_dense:
             nodes = (joints_to_vertices + self.dense_residual) @ nodes
-        # The anchor vertices stay in float32 under mixed precision: bfloat16 would round them to 1/8 of a bin.
+        # The anchor vertices stay in float32 under mixed precision: bfloat16 would round them to 1/8-1/4 of a bin.
         with torch.autocast(joints_uvd.device.type, enabled=False):
             anchor_vertices = joints_to_vertices.float() @ joints_uvd.float()
         return anchor_vertices + self.vertex_head(nodes).float()

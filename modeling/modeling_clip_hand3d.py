@@ -1,5 +1,6 @@
 """CLIP-Hand3D: 3D hand pose and mesh from one RGB image, with CLIP-style pose-text contrastive supervision."""
 
+import copy
 from dataclasses import dataclass
 
 import torch
@@ -150,9 +151,14 @@ class CLIPHand3DModel(CLIPHand3DPreTrainedModel):
             )
 
     def set_topology(self, topology: HandTopology) -> None:
-        """Use `topology` (e.g. one built from MANO_RIGHT.pkl) for the mesh; saved with the model from now on."""
+        """Use `topology` (e.g. one built from MANO_RIGHT.pkl) for the mesh; saved with the model from now on.
+
+        The model gets its own copy of its config, marked "custom": a model built later from the config object this
+        one was built from keeps the built-in topology (a "custom" config builds an empty one, for from_pretrained
+        to fill)."""
         self._check_topology(topology)
         self.mesh_regressor.topology.copy_from(topology)
+        self.config = copy.deepcopy(self.config)
         self.config.topology = "custom"
 
     @property

@@ -127,12 +127,22 @@ def test_other_processes_cpu_sees_a_busy_child_process():
         ({"repeats": 0}, "repeats must be a positive integer, got 0"),
         ({"warmup": -1}, "warmup must be a non-negative integer, got -1"),
         ({"device": "tpu"}, "device must be 'cpu' or 'cuda', got 'tpu'"),
+        ({"precision": "fp16"}, r"precision must be one of \('fp32', 'bf16'\), got 'fp16'"),
     ],
 )
 def test_measure_inference_rejects_bad_settings(tiny_config, arguments, message):
     settings = {"batch_size": 1, "repeats": 1, "warmup": 0, **arguments}
     with pytest.raises(ValueError, match=message):
         measure_inference(tiny_config, **settings)
+
+
+def test_bf16_measures_the_channels_last_autocast_model(tiny_config, training):
+    inference = measure_inference(tiny_config, batch_size=BATCH_SIZE, repeats=1, warmup=0, precision="bf16")
+    assert inference["precision"] == "bf16" and inference["latency_ms_median"] > 0
+    bf16_training = measure_training(tiny_config, batch_size=BATCH_SIZE, steps=1, warmup=1, precision="bf16")
+    assert bf16_training["precision"] == "bf16" and training["precision"] == "fp32"
+    # Same seed, same random model and inputs: the losses (computed in float32) differ by bfloat16's rounding only.
+    assert bf16_training["final_loss"] == pytest.approx(training["final_loss"], rel=0.05)
 
 
 def test_measure_training_needs_a_warmup_step(tiny_config):
@@ -144,12 +154,12 @@ def test_cli_writes_json_and_markdown(tmp_path, capsys, monkeypatch, inference, 
     # The measurements themselves are tested above: here they return those results and record their settings.
     calls = []
 
-    def fake_inference(config, batch_size, repeats, warmup, device):
-        calls.append(("inference", config.image_size, batch_size, repeats, warmup, device))
+    def fake_inference(config, batch_size, repeats, warmup, device, precision):
+        calls.append(("inference", config.image_size, batch_size, repeats, warmup, device, precision))
         return inference
 
-    def fake_training(config, batch_size, steps, device):
-        calls.append(("training", config.image_size, batch_size, steps, device))
+    def fake_training(config, batch_size, steps, device, precision):
+        calls.append(("training", config.image_size, batch_size, steps, device, precision))
         return training
 
     monkeypatch.setattr(benchmark, "measure_inference", fake_inference)
@@ -159,14 +169,14 @@ def test_cli_writes_json_and_markdown(tmp_path, capsys, monkeypatch, inference, 
     args = build_parser().parse_args(
         ["benchmark", "--variants", TINY, "--batch-sizes", "1", "2", "--repeats", "4", "--warmup", "0"]
         + ["--training", f"{TINY}:32", "--training-steps", "3", "--threads", str(threads)]
-        + ["--json", str(json_path), "--markdown", str(markdown_path)]
+        + ["--precision", "bf16", "--json", str(json_path), "--markdown", str(markdown_path)]
     )
     args.func(args)
 
     assert calls == [
-        ("inference", 128, 1, 4, 0, "cpu"),
-        ("inference", 128, 2, 4, 0, "cpu"),
-        ("training", 128, 32, 3, "cpu"),
+        ("inference", 128, 1, 4, 0, "cpu", "bf16"),
+        ("inference", 128, 2, 4, 0, "cpu", "bf16"),
+        ("training", 128, 32, 3, "cpu", "bf16"),
     ]
     results = json.loads(json_path.read_text())
     assert results["inference"] == [{"variant": TINY, **inference}, {"variant": TINY, **inference}]
@@ -176,7 +186,7 @@ def test_cli_writes_json_and_markdown(tmp_path, capsys, monkeypatch, inference, 
     assert results["machine"]["cores"] >= 1 and results["machine"]["cpu"]
     assert results["command"] == (
         f"clip-hand3d benchmark --variants {TINY} --batch-sizes 1 2 --repeats 4 --warmup 0 --training {TINY}:32 "
-        f"--training-steps 3 --threads {threads} --device cpu --json {json_path} --markdown {markdown_path}"
+        f"--training-steps 3 --threads {threads} --device cpu --precision bf16 --json {json_path} --markdown {markdown_path}"
     )
 
     markdown = markdown_path.read_text()
@@ -202,6 +212,7 @@ def test_markdown_tables_of_known_results():
         "variant": TINY,
         "image_size": 128,
         "batch_size": 16,
+        "precision": "fp32",
         "latency_ms_median": 250.0,
         "latency_ms_p90": 262.54,
         "backbone_latency_ms_median": 200.0,
@@ -215,6 +226,7 @@ def test_markdown_tables_of_known_results():
         "variant": TINY,
         "image_size": 128,
         "batch_size": 32,
+        "precision": "bf16",
         "step_ms_median": 1999.6,
         "step_ms_p90": 2100.0,
         "images_per_second": 16.003,
@@ -235,8 +247,8 @@ def test_markdown_tables_of_known_results():
     assert "clip-hand3d benchmark --variants clip-hand3d-tiny" in lines
     assert "| CPU | Test CPU |" in lines and "| memory | 16 GiB |" in lines and "| threads | 2 |" in lines
     assert not any(line.startswith("| GPU") for line in lines)
-    assert f"| {TINY} | 128 | 16 | 250.0 | 262.5 | 200.0 | 210.0 | 1.25 | 64.0 | 100 | 0.50 |" in lines
-    assert f"| {TINY} | 128 | 32 | 2000 | 2100 | 16.0 | 512 | 12.346 | 1.23 |" in lines
+    assert f"| {TINY} | 128 | 16 | fp32 | 250.0 | 262.5 | 200.0 | 210.0 | 1.25 | 64.0 | 100 | 0.50 |" in lines
+    assert f"| {TINY} | 128 | 32 | bf16 | 2000 | 2100 | 16.0 | 512 | 12.346 | 1.23 |" in lines
     # Millions: total, trainable, backbone, text tower, inference model (total without the text tower).
     assert f"| {TINY} | 3.50 | 2.00 | 1.25 | 1.50 | 2.00 |" in lines
     assert results_to_markdown({**results, "training": []}).count("## Training") == 0

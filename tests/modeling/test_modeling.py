@@ -120,7 +120,7 @@ def test_inconsistent_config_fails_naming_the_field(tiny_config, overrides, mess
         CLIPHand3DConfig(**{**tiny_config.to_dict(), **overrides})
 
 
-def test_set_topology_replaces_the_mesh(tiny_model):
+def test_set_topology_replaces_the_mesh(tiny_model, tiny_config):
     builtin = HandTopology.builtin()
     scaled = HandTopology.from_state_dict(
         {
@@ -131,6 +131,11 @@ def test_set_topology_replaces_the_mesh(tiny_model):
     tiny_model.set_topology(scaled)
     assert torch.equal(tiny_model.mesh_regressor.topology.template(3), 2 * builtin.template_vertices[3].float())
     assert tiny_model.config.topology == "custom"
+    # The config the model was built from is not changed: a model built from it later has the built-in mesh.
+    assert tiny_config.topology == "builtin"
+    assert torch.equal(
+        CLIPHand3DModel(tiny_config).mesh_regressor.topology.template(3), builtin.template_vertices[3].float()
+    )
     wrong = HandTopology.zeros((21, 98, 389, 778), 1538)
     with pytest.raises(ValueError, match="1538 faces"):
         tiny_model.set_topology(wrong)
