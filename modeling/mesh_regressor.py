@@ -101,10 +101,12 @@ class TopologyBuffers(nn.Module):
         return getattr(self, f"upsample_{level}")
 
     def upsample_chain(self, from_level: int, to_level: int) -> torch.Tensor:
-        """The product of the upsampling matrices from `from_level` to `to_level`: (n_to, n_from)."""
+        """The product of the upsampling matrices from `from_level` to `to_level`: (n_to, n_from), in float32 also
+        under mixed precision (bfloat16 would round its weights to 3 significant digits)."""
         matrix = torch.eye(self.template(from_level).shape[0], device=self.faces.device)
-        for level in range(from_level, to_level):
-            matrix = self.upsample_matrix(level) @ matrix
+        with torch.autocast(matrix.device.type, enabled=False):
+            for level in range(from_level, to_level):
+                matrix = self.upsample_matrix(level) @ matrix
         return matrix
 
     def copy_from(self, topology: HandTopology) -> None:
@@ -205,5 +207,5 @@ class MeshRegressor(nn.Module):
             nodes = (joints_to_vertices + self.dense_residual) @ nodes
         # The anchor vertices stay in float32 under mixed precision: bfloat16 would round them to 1/8-1/4 of a bin.
         with torch.autocast(joints_uvd.device.type, enabled=False):
-            anchor_vertices = joints_to_vertices.float() @ joints_uvd.float()
+            anchor_vertices = joints_to_vertices @ joints_uvd.float()
         return anchor_vertices + self.vertex_head(nodes).float()
