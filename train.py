@@ -30,7 +30,8 @@ from clip_hand3d.modeling.modeling_clip_hand3d import LOSS_TERMS
 from clip_hand3d.plots import plot_logit_matrices, plot_pck_curves
 from clip_hand3d.training.arguments import ABLATIONS, parse_args
 from clip_hand3d.training.checkpoints import load_checkpoint, resolve_checkpoint, save_checkpoint
-from clip_hand3d.training.data import PromptCollator, load_split, make_sample_transform, with_sample_transform
+from clip_hand3d.training.crop_cache import hand_samples
+from clip_hand3d.training.data import PromptCollator, load_split, make_sample_transform
 from clip_hand3d.training.schedules import build_scheduler
 from clip_hand3d.variants import processor_for_config
 
@@ -141,9 +142,12 @@ def main(argv: list[str] | None = None) -> dict:
         config, train=True, two_views=args.two_views and args.stage == 2, seed=args.seed, augment=args.augment
     )
     eval_transform = make_sample_transform(config, train=False)
+    with accelerator.main_process_first():
+        train_samples = hand_samples(train_rows, train_transform, num_proc=args.dataloader_num_workers)
+        eval_samples = hand_samples(eval_rows, eval_transform, num_proc=args.dataloader_num_workers)
     collator = PromptCollator(processor if config.use_clip_loss else None, seed=args.seed)
     train_dataloader = DataLoader(
-        with_sample_transform(train_rows, train_transform),
+        train_samples,
         batch_size=args.train_batch_size,
         shuffle=True,
         drop_last=True,
@@ -151,7 +155,7 @@ def main(argv: list[str] | None = None) -> dict:
         num_workers=args.dataloader_num_workers,
     )
     eval_dataloader = DataLoader(
-        with_sample_transform(eval_rows, eval_transform),
+        eval_samples,
         batch_size=args.eval_batch_size,
         collate_fn=PromptCollator(processor if config.use_clip_loss else None, seed=args.seed),
         num_workers=args.dataloader_num_workers,

@@ -256,9 +256,11 @@ class HandSampleTransform:
         two_views: also return a second, independent augmentation of the row (suffix `_view2`).
         seed: make the augmentation reproducible (see `generator_for` and `__call__`); None draws fresh entropy.
         num_vertices: vertices of the mesh (778), the shape of `vertices_uvd` when a row has no mesh.
+        uint8_pixels: return `pixel_values` as the uint8 RGB crop (3, S, S), to store crops compactly;
+            `normalize_pixels` turns it into the network's input.
 
     Calling it on a row returns torch tensors (float32 unless said otherwise):
-        pixel_values (3, S, S): the normalised crop.
+        pixel_values (3, S, S): the normalised crop (uint8 RGB with `uint8_pixels`).
         joints_xyz (21, 3): the joints in the crop camera frame, metres (`R @ X`); used to build the prompts.
         K_crop (3, 3): intrinsics of the crop camera, crop pixels.
         joints_uvd (21, 3), vertices_uvd (778, 3): targets in uvd space (see `clip_hand3d.geometry`), the root
@@ -283,6 +285,7 @@ class HandSampleTransform:
         two_views: bool = False,
         seed: int | None = None,
         num_vertices: int = NUM_VERTICES,
+        uint8_pixels: bool = False,
     ):
         if len(image_mean) != 3 or len(image_std) != 3 or min(image_std) <= 0:
             raise ValueError(f"image_mean and image_std need 3 values, std > 0; got {image_mean} and {image_std}")
@@ -298,6 +301,7 @@ class HandSampleTransform:
         self.two_views = two_views
         self.seed = seed
         self.num_vertices = num_vertices
+        self.uint8_pixels = uint8_pixels
         self.epoch = 0
         self._stream = None
         self._stream_key = None
@@ -310,6 +314,19 @@ class HandSampleTransform:
         with: their per-process streams still move on, but `generator_for` repeats itself across epochs.
         """
         self.epoch = epoch
+
+    @property
+    def is_random(self) -> bool:
+        """Whether a row can give different samples from one call to the next (augmentation or two views)."""
+        return self.two_views or self.augmentation != HandAugmentationConfig.eval()
+
+    def normalize_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        """uint8 RGB crops (..., 3, S, S) -> the network's float32 input, scaled to [0, 1] and normalised by
+        `image_mean` and `image_std`: what the transform returns without `uint8_pixels`."""
+        std = torch.from_numpy(self.image_std).view(3, 1, 1)
+        mean = torch.from_numpy(self.image_mean).view(3, 1, 1)
+        # (x / 255 - mean) / std in one pass: x * (1 / (255 std)) - mean / std.
+        return torch.addcmul(-mean / std, pixels.to(torch.float32), 1.0 / (255.0 * std))
 
     def generator_for(self, index: int) -> np.random.Generator:
         """The generator of sample `index` in the current epoch: seeded from (seed, epoch, index), or from fresh
@@ -413,7 +430,10 @@ class HandSampleTransform:
         pixels = np.asarray(crop_image(labels.image, affine, self.image_size), dtype=np.float32) / 255.0
         if self.augmentation.has_colour_jitter:
             pixels = jitter_colour(pixels, view)
-        pixels = (pixels - self.image_mean) / self.image_std
+        if self.uint8_pixels:
+            pixels = np.rint(pixels * 255.0).astype(np.uint8)
+        else:
+            pixels = (pixels - self.image_mean) / self.image_std
 
         inside = (joints_uvd[:, :2] >= 0).all(axis=1) & (joints_uvd[:, :2] < self.heatmap_size).all(axis=1)
         inside &= (joints_uvd[:, 2] >= 0) & (joints_uvd[:, 2] < self.depth_size)
