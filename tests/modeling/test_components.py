@@ -1,12 +1,14 @@
-"""Soft-argmax, joint heatmap planes and feature sampling against hand-computed cases."""
+"""Soft-argmax, joint heatmap planes, feature sampling and attention against hand-computed cases."""
 
 import math
 
 import pytest
 import torch
+from torch.nn import functional
 
 from clip_hand3d.modeling.joint_regressor import soft_argmax_1d
 from clip_hand3d.modeling.mesh_regressor import joint_heatmap_planes, sample_at_joints
+from clip_hand3d.modeling.transformer import CPU_FLOAT32_ATTENTION_MAX_TOKENS, attention
 
 
 def test_soft_argmax_of_peaked_and_uniform_logits():
@@ -44,3 +46,17 @@ def test_sample_at_joints_reads_pixel_centres_at_any_resolution():
     sampled = sample_at_joints(feature_map, joints, image_size, heatmap_size)
     assert sampled.shape == (1, 1, 1)
     assert sampled.item() == pytest.approx(feature_map[0, 0, 2, 1].item())
+
+
+def test_short_sequences_attend_in_float32_under_cpu_bfloat16_autocast():
+    generator = torch.Generator().manual_seed(0)
+    for length, float32 in ((73, True), (CPU_FLOAT32_ATTENTION_MAX_TOKENS + 1, False)):
+        query, key, value = torch.randn(3, 2, 2, length, 16, generator=generator).to(torch.bfloat16)
+        mask = torch.ones(2, 1, 1, length, dtype=torch.bool)
+        mask[0, ..., length // 2 :] = False  # the first sample attends to the first half of its tokens only
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            attended = attention(query, key, value, mask)
+        in_float32 = functional.scaled_dot_product_attention(query.float(), key.float(), value.float(), attn_mask=mask)
+        assert attended.dtype == torch.bfloat16
+        assert torch.equal(attended, in_float32.to(torch.bfloat16)) == float32, length
+        torch.testing.assert_close(attended.float(), in_float32, atol=0.02, rtol=0.02)
