@@ -12,6 +12,7 @@ import itertools
 import json
 import logging
 import math
+import os
 import time
 from pathlib import Path
 
@@ -73,6 +74,20 @@ def build_model(args, config: CLIPHand3DConfig) -> CLIPHand3DModel:
     return model
 
 
+def warn_about_idle_cpu_cores(accelerator: Accelerator) -> None:
+    """Warn when a single CPU process computes on fewer threads than it has cores: `accelerate launch --cpu`
+    without `--num_processes 1` sets OMP_NUM_THREADS=1, which halves the speed on two cores."""
+    if accelerator.device.type != "cpu" or accelerator.num_processes != 1:
+        return
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if torch.get_num_threads() < cores:
+        logger.warning(
+            f"training on {torch.get_num_threads()} CPU thread(s) of {cores} cores "
+            f"(OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}); launch with `accelerate launch --cpu "
+            f"--num_processes 1` or `--num_cpu_threads_per_process {cores}` to use them all"
+        )
+
+
 def model_inputs(batch: dict, stage: int, channels_last: bool = False) -> dict:
     """The batch fields the model takes; stage 1 trains joints (and CLIP) only and skips the mesh. With
     `channels_last`, the images are laid out channels-last like the model's convolution weights."""
@@ -108,6 +123,7 @@ def main(argv: list[str] | None = None) -> dict:
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=args.stage1_steps > 0)],
     )
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    warn_about_idle_cpu_cores(accelerator)
     set_seed(args.seed)
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
@@ -125,13 +141,20 @@ def main(argv: list[str] | None = None) -> dict:
     processor = processor_for_config(config, config.text_model_name_or_path if pretrained_text else None)
 
     with accelerator.main_process_first():
-        train_rows = load_split(args.dataset, train=True, image_size=config.image_size, seed=args.seed)
+        train_rows = load_split(
+            args.dataset,
+            train=True,
+            image_size=config.image_size,
+            seed=args.seed,
+            num_proc=args.preprocessing_num_workers,
+        )
         eval_rows = load_split(
             args.eval_dataset or args.dataset,
             train=False,
             image_size=config.image_size,
             seed=args.seed,
             eval_samples=args.eval_samples,
+            num_proc=args.preprocessing_num_workers,
         )
     if args.train_batch_size * accelerator.num_processes > len(train_rows):
         raise ValueError(
@@ -143,8 +166,8 @@ def main(argv: list[str] | None = None) -> dict:
     )
     eval_transform = make_sample_transform(config, train=False)
     with accelerator.main_process_first():
-        train_samples = hand_samples(train_rows, train_transform, num_proc=args.dataloader_num_workers)
-        eval_samples = hand_samples(eval_rows, eval_transform, num_proc=args.dataloader_num_workers)
+        train_samples = hand_samples(train_rows, train_transform, num_proc=args.preprocessing_num_workers)
+        eval_samples = hand_samples(eval_rows, eval_transform, num_proc=args.preprocessing_num_workers)
     collator = PromptCollator(processor if config.use_clip_loss else None, seed=args.seed)
     train_dataloader = DataLoader(
         train_samples,

@@ -1,8 +1,9 @@
 """Throughput of the training data pipeline: rows/s through a DataLoader, the augmentation and the prompt tokens.
 
 Each row is read from a `datasets.Dataset` as train.py reads it (`with_sample_transform`: the array columns in
-numpy format; `--reader python` reads every column as Python lists through `Dataset.with_transform` instead),
-augmented by `HandSampleTransform` (train preset, optionally two views), collated by `collate_hand_batch`, and,
+numpy format; `--reader python` reads every column as Python lists through `Dataset.with_transform` instead;
+`--reader cached` crops every row once without augmentation and reads the crops, as train.py does without
+`--augment`), augmented by `HandSampleTransform` (train preset, optionally two views), collated by `collate_hand_batch`, and,
 when `clip_hand3d.processing` is there, given its three tokenised prompts by `CLIPHand3DProcessor` inside the collate function (so the workers do
 it). The rows come from the built-in synthetic set when `clip_hand3d.data.synthetic` is there (rendered once and
 cached under --cache-dir), otherwise from hand-made rows (a smooth random image, a grid of joints, a blob of
@@ -31,6 +32,7 @@ from clip_hand3d.data.transforms import (
     collate_hand_batch,
     make_batch_transform,
 )
+from clip_hand3d.training.crop_cache import PrecomputedHandRows, precompute_samples
 from clip_hand3d.training.data import INDEX_COLUMN, with_sample_transform
 
 
@@ -44,9 +46,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--cache-dir", default=None, help="datasets cache of the synthetic set (default: a temp dir)")
     parser.add_argument(
         "--reader",
-        choices=("numpy", "python"),
+        choices=("numpy", "python", "cached"),
         default="numpy",
-        help="numpy: with_sample_transform, as train.py (default); python: Dataset.with_transform on Python lists",
+        help="numpy: with_sample_transform, as train.py with augmentation (default); python: Dataset.with_transform "
+        "on Python lists; cached: crops computed once (no augmentation), as train.py without augmentation",
     )
     return parser.parse_args()
 
@@ -130,11 +133,17 @@ def main() -> None:
         start = time.perf_counter()
         dataset, source = build_dataset(args.num_samples, args.image_size, args.cache_dir or temporary_dir)
         print(f"{len(dataset)} rows from the {source}, built in {time.perf_counter() - start:.1f} s")
+        augmentation = HandAugmentationConfig.eval() if args.reader == "cached" else HandAugmentationConfig.train()
         transform = HandSampleTransform(
-            image_size=args.image_size, augmentation=HandAugmentationConfig.train(), two_views=args.two_views
+            image_size=args.image_size, augmentation=augmentation, two_views=args.two_views
         )
         if args.reader == "numpy":
             dataset = with_sample_transform(dataset.add_column(INDEX_COLUMN, np.arange(len(dataset))), transform)
+        elif args.reader == "cached":
+            start = time.perf_counter()
+            crops = precompute_samples(dataset.add_column(INDEX_COLUMN, np.arange(len(dataset))), transform)
+            dataset = PrecomputedHandRows(crops, transform)
+            print(f"cropped once in {time.perf_counter() - start:.1f} s")
         else:
             dataset = dataset.with_transform(make_batch_transform(transform))
         processor = None

@@ -37,3 +37,6 @@ def test_main_command_arguments_parse():
     train_arguments = shlex.split(main_command.split("train.py", 1)[1])
     args = parse_args(train_arguments)
     assert args.config.endswith("clip-hand3d-tiny") and args.dataset.startswith("synthetic")
+    # `accelerate launch --cpu` alone sets OMP_NUM_THREADS=1; one process gets every core.
+    launch_arguments = shlex.split(main_command.split("accelerate launch", 1)[1].split("train.py", 1)[0])
+    assert launch_arguments == ["--cpu", "--num_processes", "1"]

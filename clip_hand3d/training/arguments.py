@@ -104,6 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--dataloader_num_workers", type=int, default=0)
+    parser.add_argument(
+        "--preprocessing_num_workers",
+        type=int,
+        default=None,
+        help="Processes that render the synthetic hands and crop the images once (no augmentation), cached for "
+        "later runs (default: this one).",
+    )
     parser.add_argument("--checkpointing_steps", type=int, default=500)
     parser.add_argument("--checkpoints_total_limit", type=int, default=None)
     parser.add_argument("--resume_from_checkpoint", type=str, default=None, help="'latest' or a checkpoint folder.")
@@ -174,7 +181,7 @@ def check_args(args: argparse.Namespace) -> None:
         raise ValueError("--stage1_steps splits a --stage 2 run; with --stage 1 every step is stage 1")
     if args.max_steps < 0:
         raise ValueError(f"--max_steps must be >= 0 (0: run --num_epochs), got {args.max_steps}")
-    for name in ("checkpoints_total_limit", "clip_batch_size", "eval_steps"):
+    for name in ("checkpoints_total_limit", "clip_batch_size", "eval_steps", "preprocessing_num_workers"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise ValueError(f"--{name} must be >= 1, got {getattr(args, name)}")
     if args.learning_rate <= 0:

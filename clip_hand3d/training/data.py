@@ -59,11 +59,15 @@ def parse_dataset_spec(spec: str) -> list[DatasetSource]:
     return sources
 
 
-def load_source(source: DatasetSource, train: bool, image_size: int, seed: int, eval_samples: int) -> Dataset:
-    """The training (train=True) or held-out split of one source, with a mesh column (None where it has none)."""
+def load_source(
+    source: DatasetSource, train: bool, image_size: int, seed: int, eval_samples: int, num_proc: int | None = None
+) -> Dataset:
+    """The training (train=True) or held-out split of one source, with a mesh column (None where it has none);
+    synthetic hands are rendered by `num_proc` processes the first time."""
     if source.name == "synthetic":
         count = source.num_samples if train else eval_samples
-        return load_synthetic(num_samples=count, seed=seed, image_size=image_size, split="train" if train else "test")
+        split = "train" if train else "test"
+        return load_synthetic(num_samples=count, seed=seed, image_size=image_size, split=split, num_proc=num_proc)
     dataset = LOADERS[source.name](source.path, split="training" if train else "evaluation")
     if "vertices_xyz" not in dataset.column_names:
         dataset = dataset.map(lambda row: {"vertices_xyz": None}, features=HAND_FEATURES_WITH_MESH)
@@ -71,10 +75,17 @@ def load_source(source: DatasetSource, train: bool, image_size: int, seed: int, 
 
 
 def load_split(
-    spec: str, train: bool, image_size: int = 224, seed: int = 0, eval_samples: int = DEFAULT_SYNTHETIC_EVAL
+    spec: str,
+    train: bool,
+    image_size: int = 224,
+    seed: int = 0,
+    eval_samples: int = DEFAULT_SYNTHETIC_EVAL,
+    num_proc: int | None = None,
 ) -> Dataset:
     """All sources of `spec` joined, with an `index` column of row numbers (for per-sample random streams)."""
-    parts = [load_source(source, train, image_size, seed, eval_samples) for source in parse_dataset_spec(spec)]
+    parts = [
+        load_source(source, train, image_size, seed, eval_samples, num_proc) for source in parse_dataset_spec(spec)
+    ]
     dataset = parts[0] if len(parts) == 1 else concatenate_datasets(parts)
     return dataset.add_column(INDEX_COLUMN, np.arange(len(dataset)))
 

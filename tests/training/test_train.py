@@ -164,3 +164,15 @@ def test_stage1_steps_train_the_joints_first_then_the_mesh_and_eval_steps_score_
 def test_stage1_steps_need_a_stage2_run():
     with pytest.raises(ValueError, match="--stage1_steps splits a --stage 2 run"):
         train.main(["--stage", "1", "--stage1_steps", "3"])
+
+
+def test_a_cpu_process_on_fewer_threads_than_cores_is_warned_about(monkeypatch, caplog):
+    accelerator = train.Accelerator(cpu=True)
+    monkeypatch.setattr(train.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    monkeypatch.setattr(train.torch, "get_num_threads", lambda: 4)
+    train.warn_about_idle_cpu_cores(accelerator)
+    assert "CPU thread" not in caplog.text
+    monkeypatch.setattr(train.torch, "get_num_threads", lambda: 1)
+    train.warn_about_idle_cpu_cores(accelerator)
+    assert "training on 1 CPU thread(s) of 4 cores" in caplog.text
+    assert "--num_processes 1" in caplog.text
