@@ -24,7 +24,7 @@ from accelerate.utils import DataLoaderConfiguration, DistributedDataParallelKwa
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from clip_hand3d.evaluation import mean_pose_pa_mpjpe, predict, score_predictions
+from clip_hand3d.evaluation import mean_pose_pa_mpjpe, mean_shape_pa_mpjpe, predict, score_predictions
 from clip_hand3d.hub import push_output_dir, write_model_card
 from clip_hand3d.modeling import CLIPHand3DConfig, CLIPHand3DModel
 from clip_hand3d.modeling.modeling_clip_hand3d import LOSS_TERMS
@@ -230,7 +230,9 @@ def main(argv: list[str] | None = None) -> dict:
 
     predictions = predict(accelerator.unwrap_model(model), eval_dataloader, accelerator)
     scores = score_predictions(predictions)
-    scores["mean_pose_pa_mpjpe"] = mean_pose_pa_mpjpe(np.asarray(train_rows["joints_xyz"]), predictions["gt_joints"])
+    train_joints = np.asarray(train_rows.with_format("numpy")["joints_xyz"])
+    scores["mean_pose_pa_mpjpe"] = mean_pose_pa_mpjpe(train_joints, predictions["gt_joints"])
+    scores["mean_shape_pa_mpjpe"] = mean_shape_pa_mpjpe(train_joints, predictions["gt_joints"])
     scores["steps"] = progress["global_step"]
     if accelerator.is_main_process:
         save_outputs(args, accelerator.unwrap_model(model), processor, eval_dataloader, scores, curve, output_dir)
@@ -368,7 +370,8 @@ def save_outputs(args, model, processor, eval_dataloader, scores: dict, curve: l
     if args.push_to_hub:
         push_output_dir(output_dir, args.hub_model_id, token=args.hub_token)
     logger.info(
-        f"PA-MPJPE {scores['pa_mpjpe']:.2f} mm (mean pose: {scores['mean_pose_pa_mpjpe']:.2f} mm); saved to {output_dir}"
+        f"PA-MPJPE {scores['pa_mpjpe']:.2f} mm (mean pose: {scores['mean_pose_pa_mpjpe']:.2f} mm, aligned mean "
+        f"shape: {scores['mean_shape_pa_mpjpe']:.2f} mm); saved to {output_dir}"
     )
 
 

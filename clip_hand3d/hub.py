@@ -9,7 +9,16 @@ from pathlib import Path
 from huggingface_hub import HfApi
 
 MODEL_CARD_TEMPLATE = Path(__file__).resolve().parent.parent / "MODEL_CARD.md"
-SCORE_FIELDS = ("pa_mpjpe", "pa_mpvpe", "mpjpe", "auc_joints", "f5", "f15", "mean_pose_pa_mpjpe")
+SCORE_FIELDS = (
+    "pa_mpjpe",
+    "pa_mpvpe",
+    "mpjpe",
+    "auc_joints",
+    "f5",
+    "f15",
+    "mean_pose_pa_mpjpe",
+    "mean_shape_pa_mpjpe",
+)
 
 
 def _format(value) -> str:

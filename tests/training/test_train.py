@@ -52,7 +52,8 @@ def test_training_run_leaves_a_loadable_model_metrics_and_card(tmp_path):
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["num_samples"] == 8 and metrics["steps"] == 4
     assert metrics["pa_mpjpe"] == pytest.approx(scores["pa_mpjpe"]) and metrics["pa_mpjpe"] > 0
-    assert {"pa_mpvpe", "f5", "f15", "auc_joints", "mean_pose_pa_mpjpe"} <= set(metrics)
+    assert {"pa_mpvpe", "f5", "f15", "auc_joints", "mean_pose_pa_mpjpe", "mean_shape_pa_mpjpe"} <= set(metrics)
+    assert 0 < metrics["mean_shape_pa_mpjpe"] < metrics["mean_pose_pa_mpjpe"]
     curve = json.loads((tmp_path / "training_curve.json").read_text())
     assert [record["step"] for record in curve] == [1, 2, 3, 4]
     assert {"loss_joints", "loss_vertices", "loss_clip", "loss_consistency_2d", "images_per_second"} <= set(curve[0])
