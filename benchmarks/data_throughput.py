@@ -3,9 +3,9 @@
 Each row is read from a `datasets.Dataset` as train.py reads it (`with_sample_transform`: the array columns in
 numpy format; `--reader python` reads every column as Python lists through `Dataset.with_transform` instead;
 `--reader cached` crops every row once without augmentation and reads the crops, as train.py does without
-`--augment`), augmented by `HandSampleTransform` (train preset, optionally two views), collated by `collate_hand_batch`, and,
-when `clip_hand3d.processing` is there, given its three tokenised prompts by `CLIPHand3DProcessor` inside the collate function (so the workers do
-it). The rows come from the built-in synthetic set when `clip_hand3d.data.synthetic` is there (rendered once and
+`--augment`), augmented by `HandSampleTransform` (train preset, optionally two views), collated by
+`collate_hand_batch`, and, when `clip_hand3d.processing` is there, given its three tokenised prompts by
+`CLIPHand3DProcessor` inside the collate function (so the workers do it). The rows come from the built-in synthetic set when `clip_hand3d.data.synthetic` is there (rendered once and
 cached under --cache-dir), otherwise from hand-made rows (a smooth random image, a grid of joints, a blob of
 vertices).
 

@@ -6,8 +6,9 @@ from torch import nn
 from torch.nn import functional
 
 # Under CPU bfloat16 autocast, PyTorch's fused attention is slower in bfloat16 than in float32 for short sequences
-# (fwd + bwd, batch 32, 2 heads of 16: 4x slower at 73 tokens, 5x at 98; about even at 389 and 1.3x faster at
-# 778), so sequences up to this length attend in float32 on the CPU: the prompt tokens and the coarse mesh levels.
+# (forward + backward, batch 32, 2 heads of 16: 4x at 73 tokens, 5x at 98), so sequences up to this length attend
+# in float32 on the CPU: the prompt tokens and the mesh levels of 21 and 98 nodes. The levels of 389 and 778 nodes
+# make a whole stage-2 step faster left in bfloat16.
 CPU_FLOAT32_ATTENTION_MAX_TOKENS = 128
 
 

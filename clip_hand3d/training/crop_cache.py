@@ -3,8 +3,9 @@ samples, so they are computed once with `datasets.map` and read back from Arrow.
 
 The crops are stored as uint8 (3 * S * S bytes an image, 49 KB at 128 pixels, 150 KB at 224) with their targets,
 and `datasets` caches the table next to the source's Arrow files: a second run on the same rows with the same
-transform reads it instead of cropping again. Reading a batch of 32 takes a few milliseconds, against some 70 ms
-to decode, crop and transform the rows (one CPU core, 128 pixels).
+transform reads it instead of cropping again. At 128 pixels the main process then prepares 1094 rows/s, prompt
+tokens included, against 344 rows/s when each row is decoded, cropped and augmented
+(`benchmarks/data_throughput.py`).
 """
 
 import copy
