@@ -55,10 +55,12 @@ STAGE1_FROZEN = ("joint_feature_encoder", "mesh_regressor")
 
 
 def build_config(args) -> CLIPHand3DConfig:
-    """The variant's config with this run's ablation and CLIP batch size."""
+    """The variant's config with this run's ablation, CLIP batch size and joint offset loss weight."""
     overrides = dict(ABLATIONS[args.ablation])
     if args.clip_batch_size is not None:
         overrides["clip_batch_size"] = args.clip_batch_size
+    if args.loss_weight_joint_offsets is not None:
+        overrides["loss_weight_joint_offsets"] = args.loss_weight_joint_offsets
     source = args.init_from or args.config
     return CLIPHand3DConfig.from_pretrained(source, **overrides)
 

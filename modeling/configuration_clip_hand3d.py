@@ -59,6 +59,8 @@ class CLIPHand3DConfig(PreTrainedConfig):
         loss_weight_mesh (`float`): a2, weight of the normal and edge losses.
         loss_weight_consistency (`float`): a3, weight of the 2D and 3D consistency losses.
         loss_weight_clip (`float`): a4, weight of the CLIP loss.
+        loss_weight_joint_offsets (`float`): weight of the L1 loss on the offsets between every pair of joints
+            (`losses.joint_offset_loss`), not in the paper; 0 (the paper's loss) leaves it out.
         use_clip_loss (`bool`): ablation switch "w/o CLIP" when False.
         use_feature_projection (`bool`): ablation switch "w/o feature projection" when False.
         use_sparse_to_dense (`bool`): ablation switch "w/o sparse-to-dense" when False: every level keeps the 21
@@ -111,6 +113,7 @@ class CLIPHand3DConfig(PreTrainedConfig):
     loss_weight_mesh: float = 0.05
     loss_weight_consistency: float = 0.1
     loss_weight_clip: float = 0.1
+    loss_weight_joint_offsets: float = 0.0
 
     use_clip_loss: bool = True
     use_feature_projection: bool = True
@@ -169,7 +172,13 @@ class CLIPHand3DConfig(PreTrainedConfig):
             raise ValueError(f"clip_batch_size must be None or >= 2, got {self.clip_batch_size}")
         if self.topology not in ("builtin", "custom"):
             raise ValueError(f"topology must be 'builtin' or 'custom', got {self.topology!r}")
-        for name in ("loss_weight_pose", "loss_weight_mesh", "loss_weight_consistency", "loss_weight_clip"):
+        for name in (
+            "loss_weight_pose",
+            "loss_weight_mesh",
+            "loss_weight_consistency",
+            "loss_weight_clip",
+            "loss_weight_joint_offsets",
+        ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
 

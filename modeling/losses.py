@@ -24,6 +24,24 @@ def masked_l1(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor
     return (error * weights).sum() / weights.sum().clamp(min=1.0)
 
 
+def joint_offset_loss(
+    prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """L1 error of the offsets between joints: the mean over all ordered pairs (i, j) of
+    |(p_i - p_j) - (t_i - t_j)|, per coordinate, in the units of the inputs (uvd).
+
+    A shift of the whole prediction leaves it unchanged, so it trains the hand's shape apart from its position,
+    which is what root-relative and Procrustes-aligned metrics score.
+
+    prediction, target: (B, N, 3); mask: (B,) or (B, N) booleans (a pair counts when both joints do), or None.
+    """
+    errors = prediction - target
+    pair_errors = (errors[:, :, None] - errors[:, None]).flatten(1, 2)
+    if mask is not None and mask.dim() == 2:
+        mask = (mask[:, :, None].bool() & mask[:, None].bool()).flatten(1)
+    return masked_l1(pair_errors, torch.zeros_like(pair_errors), mask)
+
+
 def face_edges(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
     """Edge vectors of each triangle (B, F, 3 edges, 3): v1 - v0, v2 - v1, v0 - v2."""
     corners = vertices[:, faces]

@@ -17,6 +17,7 @@ from .losses import (
     consistency_2d_loss,
     consistency_3d_loss,
     edge_loss,
+    joint_offset_loss,
     masked_l1,
     normal_loss,
 )
@@ -25,6 +26,7 @@ from .pose_text_matching import PoseTextMatcher
 
 LOSS_TERMS = (
     "loss_joints",
+    "loss_joint_offsets",
     "loss_vertices",
     "loss_normal",
     "loss_edge",
@@ -63,6 +65,7 @@ class CLIPHand3DOutput(ModelOutput):
     logits_per_pose: torch.FloatTensor | None = None
     faces: torch.LongTensor | None = None
     loss_joints: torch.FloatTensor | None = None
+    loss_joint_offsets: torch.FloatTensor | None = None
     loss_vertices: torch.FloatTensor | None = None
     loss_normal: torch.FloatTensor | None = None
     loss_edge: torch.FloatTensor | None = None
@@ -405,8 +408,11 @@ class CLIPHand3DModel(CLIPHand3DPreTrainedModel):
     def _supervised_terms(
         self, joints, vertices, joints_uvd, vertices_uvd, joints_valid, vertices_valid
     ) -> dict[str, torch.Tensor]:
-        """L1 joint and vertex losses, normal and edge losses of one view (vertex terms only with mesh targets)."""
+        """L1 joint and vertex losses, normal and edge losses of one view (vertex terms only with mesh targets), and
+        the joint offset loss when it has a weight."""
         terms = {"loss_joints": masked_l1(joints, joints_uvd, joints_valid)}
+        if self.config.loss_weight_joint_offsets > 0:
+            terms["loss_joint_offsets"] = joint_offset_loss(joints, joints_uvd, joints_valid)
         if vertices_uvd is not None:
             terms["loss_vertices"] = masked_l1(vertices, vertices_uvd, vertices_valid)
             terms["loss_normal"] = normal_loss(vertices, vertices_uvd, self.faces, vertices_valid)
@@ -414,7 +420,8 @@ class CLIPHand3DModel(CLIPHand3DPreTrainedModel):
         return terms
 
     def _weighted_sum(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:
-        """a1 (L_joints + L_verts) + a2 (L_normal + L_edge) + a3 (L_c2d + L_c3d) + a4 L_clip, over the terms present."""
+        """a1 (L_joints + L_verts) + a2 (L_normal + L_edge) + a3 (L_c2d + L_c3d) + a4 L_clip + a5 L_offsets, over the
+        terms present."""
         config = self.config
         weights = {
             "loss_joints": config.loss_weight_pose,
@@ -424,6 +431,7 @@ class CLIPHand3DModel(CLIPHand3DPreTrainedModel):
             "loss_consistency_2d": config.loss_weight_consistency,
             "loss_consistency_3d": config.loss_weight_consistency,
             "loss_clip": config.loss_weight_clip,
+            "loss_joint_offsets": config.loss_weight_joint_offsets,
         }
         return sum(weights[name] * value for name, value in terms.items())
 

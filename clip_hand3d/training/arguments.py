@@ -85,6 +85,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="Samples of each batch used by the CLIP loss (paper: 32 of 48).",
     )
+    parser.add_argument(
+        "--loss_weight_joint_offsets",
+        type=float,
+        default=None,
+        help="Weight of the L1 loss on the offsets between every pair of joints (not in the paper; default: the "
+        "config's, 0 for the named variants).",
+    )
     parser.add_argument("--learning_rate", type=float, default=1e-3)
     parser.add_argument("--weight_decay", type=float, default=1e-4)
     parser.add_argument("--lr_scheduler", choices=("step", "cosine", "constant"), default="cosine")
@@ -184,6 +191,8 @@ def check_args(args: argparse.Namespace) -> None:
     for name in ("checkpoints_total_limit", "clip_batch_size", "eval_steps", "preprocessing_num_workers"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise ValueError(f"--{name} must be >= 1, got {getattr(args, name)}")
+    if args.loss_weight_joint_offsets is not None and args.loss_weight_joint_offsets < 0:
+        raise ValueError(f"--loss_weight_joint_offsets must be >= 0, got {args.loss_weight_joint_offsets}")
     if args.learning_rate <= 0:
         raise ValueError(f"--learning_rate must be > 0, got {args.learning_rate}")
     if args.push_to_hub and not args.hub_model_id:

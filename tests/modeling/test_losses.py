@@ -11,6 +11,7 @@ from clip_hand3d.modeling.losses import (
     consistency_2d_loss,
     consistency_3d_loss,
     edge_loss,
+    joint_offset_loss,
     masked_l1,
     normal_loss,
 )
@@ -31,6 +32,37 @@ def test_masked_l1_per_point_mask():
     prediction = torch.zeros(1, 2, 3)
     target = torch.tensor([[[1.0, 1.0, 1.0], [3.0, 3.0, 3.0]]])
     assert masked_l1(prediction, target, torch.tensor([[False, True]])).item() == pytest.approx(3.0)
+
+
+def test_joint_offset_loss_hand_computed():
+    target = torch.zeros(1, 3, 3)
+    # Errors per joint along u only: 0, 1, 3. Ordered pairs |e_i - e_j|: 0 1 3 / 1 0 2 / 3 2 0, sum 12 over 9
+    # pairs, and v, d add 18 zeros: 12 / 27.
+    prediction = torch.tensor([[[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [3.0, 0.0, 0.0]]])
+    assert joint_offset_loss(prediction, target).item() == pytest.approx(12 / 27)
+
+
+def test_joint_offset_loss_ignores_a_shift_of_the_whole_hand():
+    generator = torch.Generator().manual_seed(0)
+    target = torch.randn(2, 21, 3, generator=generator)
+    prediction = target + torch.randn(2, 21, 3, generator=generator)
+    shift = torch.tensor([[[4.0, -2.0, 7.0]], [[-1.0, 3.0, 0.5]]])
+    assert joint_offset_loss(target + shift, target).item() == pytest.approx(0.0, abs=1e-6)
+    assert joint_offset_loss(prediction + shift, target).item() == pytest.approx(
+        joint_offset_loss(prediction, target).item(), rel=1e-5
+    )
+
+
+def test_joint_offset_loss_masks():
+    target = torch.zeros(2, 3, 3)
+    prediction = torch.tensor(
+        [[[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [3.0, 0.0, 0.0]], [[0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 9.0]]]
+    )
+    # Per sample: the second sample's pairs (sum 36 over 27 values) are left out.
+    assert joint_offset_loss(prediction, target, torch.tensor([True, False])).item() == pytest.approx(12 / 27)
+    # Per joint: joint 2 left out of both samples; only the first sample's pair (0, 1) differs: 2 / (2 * 4 * 3).
+    joint_mask = torch.tensor([[True, True, False], [True, True, False]])
+    assert joint_offset_loss(prediction, target, joint_mask).item() == pytest.approx(2 / 24)
 
 
 def test_normal_loss_zero_in_plane_and_known_when_tilted():

@@ -9,10 +9,13 @@ from clip_hand3d.modeling.modeling_clip_hand3d import LOSS_TERMS
 from tests.conftest import random_batch
 
 
-def test_forward_shapes_and_every_loss_term(tiny_model, tiny_config):
-    batch = random_batch(tiny_config, batch_size=3)
-    view2 = random_batch(tiny_config, batch_size=3, seed=1)
-    outputs = tiny_model(
+def test_forward_shapes_and_every_loss_term(tiny_config):
+    config = CLIPHand3DConfig(**{**tiny_config.to_dict(), "loss_weight_joint_offsets": 0.5})
+    torch.manual_seed(0)
+    model = CLIPHand3DModel(config)
+    batch = random_batch(config, batch_size=3)
+    view2 = random_batch(config, batch_size=3, seed=1)
+    outputs = model(
         **batch,
         pixel_values_view2=view2["pixel_values"],
         joints_uvd_view2=view2["joints_uvd"],
@@ -26,12 +29,24 @@ def test_forward_shapes_and_every_loss_term(tiny_model, tiny_config):
     assert outputs.faces.shape == (1552, 3)
     for name in LOSS_TERMS:
         assert torch.isfinite(getattr(outputs, name)), name
-    config = tiny_config
     expected = (
         config.loss_weight_pose * (outputs.loss_joints + outputs.loss_vertices)
         + config.loss_weight_mesh * (outputs.loss_normal + outputs.loss_edge)
         + config.loss_weight_consistency * (outputs.loss_consistency_2d + outputs.loss_consistency_3d)
         + config.loss_weight_clip * outputs.loss_clip
+        + config.loss_weight_joint_offsets * outputs.loss_joint_offsets
+    )
+    assert outputs.loss.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_joint_offset_loss_is_left_out_at_weight_zero(tiny_model, tiny_config):
+    assert tiny_config.loss_weight_joint_offsets == 0.0
+    outputs = tiny_model(**random_batch(tiny_config))
+    assert outputs.loss_joint_offsets is None
+    expected = (
+        tiny_config.loss_weight_pose * (outputs.loss_joints + outputs.loss_vertices)
+        + tiny_config.loss_weight_mesh * (outputs.loss_normal + outputs.loss_edge)
+        + tiny_config.loss_weight_clip * outputs.loss_clip
     )
     assert outputs.loss.item() == pytest.approx(expected.item(), rel=1e-6)
 
@@ -113,6 +128,7 @@ def test_bad_inputs_are_named(tiny_model):
         ({"topology": "mano"}, "topology must be 'builtin' or 'custom'"),
         ({"level_sizes": [21, 389, 98, 778]}, "level_sizes must increase strictly"),
         ({"loss_weight_clip": -1.0}, "loss_weight_clip must be >= 0"),
+        ({"loss_weight_joint_offsets": -0.5}, "loss_weight_joint_offsets must be >= 0"),
     ],
 )
 def test_inconsistent_config_fails_naming_the_field(tiny_config, overrides, message):

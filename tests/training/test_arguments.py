@@ -43,6 +43,7 @@ def test_unknown_variant_names_the_known_ones():
     [
         (["--train_batch_size", "0"], "--train_batch_size must be >= 1"),
         (["--learning_rate", "-1"], "--learning_rate must be > 0"),
+        (["--loss_weight_joint_offsets", "-1"], "--loss_weight_joint_offsets must be >= 0"),
         (["--preprocessing_num_workers", "0"], "--preprocessing_num_workers must be >= 1"),
         (["--push_to_hub"], "--push_to_hub needs --hub_model_id"),
         (["--init_from", "/no/such/model"], "--init_from /no/such/model: no such folder"),

@@ -45,8 +45,9 @@ def tiny_run_args(output_dir: Path, *extra: str) -> list[str]:
 
 
 def test_training_run_leaves_a_loadable_model_metrics_and_card(tmp_path):
-    scores = train.main(tiny_run_args(tmp_path))
+    scores = train.main(tiny_run_args(tmp_path, "--loss_weight_joint_offsets", "0.5"))
     model = CLIPHand3DModel.from_pretrained(tmp_path)
+    assert model.config.loss_weight_joint_offsets == 0.5
     processor = CLIPHand3DProcessor.from_pretrained(tmp_path)
     assert processor.image_processor.image_size == model.config.image_size == 128
     metrics = json.loads((tmp_path / "metrics.json").read_text())
@@ -56,7 +57,8 @@ def test_training_run_leaves_a_loadable_model_metrics_and_card(tmp_path):
     assert 0 < metrics["mean_shape_pa_mpjpe"] < metrics["mean_pose_pa_mpjpe"]
     curve = json.loads((tmp_path / "training_curve.json").read_text())
     assert [record["step"] for record in curve] == [1, 2, 3, 4]
-    assert {"loss_joints", "loss_vertices", "loss_clip", "loss_consistency_2d", "images_per_second"} <= set(curve[0])
+    logged = {"loss_joints", "loss_joint_offsets", "loss_vertices", "loss_clip", "loss_consistency_2d", "images_per_second"}
+    assert logged <= set(curve[0])
     card = (tmp_path / "README.md").read_text()
     assert "$" not in card.split("```bibtex")[0]
     assert f"| PA-MPJPE (mm) | {metrics['pa_mpjpe']:.4g} |" in card
