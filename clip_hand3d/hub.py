@@ -25,6 +25,17 @@ def _format(value) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
+def loss_weights(config) -> str:
+    """The loss weights of `config` in words, naming the terms that are not in the paper."""
+    weights = (
+        f"pose {config.loss_weight_pose:g}, mesh {config.loss_weight_mesh:g}, "
+        f"consistency {config.loss_weight_consistency:g}, CLIP {config.loss_weight_clip:g}"
+    )
+    if config.loss_weight_joint_offsets > 0:
+        return weights + f", and joint offsets {config.loss_weight_joint_offsets:g} (not in the paper)"
+    return weights + " (the paper's losses)"
+
+
 def model_card_values(output_dir: Path, args: argparse.Namespace, scores: dict) -> dict[str, str]:
     """The `$name` fields of MODEL_CARD.md for a run; scores missing from `scores` read "n/a"."""
     from clip_hand3d.modeling import CLIPHand3DConfig
@@ -46,6 +57,7 @@ def model_card_values(output_dir: Path, args: argparse.Namespace, scores: dict) 
         "steps": scores.get("steps", "n/a"),
         "num_samples": scores.get("num_samples", "n/a"),
         "topology": config.topology,
+        "loss_weights": loss_weights(config),
         "command": "accelerate launch train.py " + shlex.join(sys.argv[1:]),
     }
     values.update({name: _format(scores[name]) if name in scores else "n/a" for name in SCORE_FIELDS})

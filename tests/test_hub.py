@@ -44,6 +44,7 @@ def test_model_card_fills_every_field(tmp_path, tiny_model):
     assert card.startswith("---\nlibrary_name: transformers")
     assert "| PA-MPJPE (mm) | 12.35 |" in card and "F@5 mm / F@15 mm | 0.2 / 0.7 |" in card
     assert 'AutoModel.from_pretrained("user/tiny", trust_remote_code=True' in card
+    assert "- Loss weights: pose 1, mesh 0.05, consistency 0.1, CLIP 0.1 (the paper's losses)\n" in card
     assert "$" not in card.split("```bibtex")[0]
 
 

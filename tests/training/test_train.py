@@ -62,6 +62,7 @@ def test_training_run_leaves_a_loadable_model_metrics_and_card(tmp_path):
     card = (tmp_path / "README.md").read_text()
     assert "$" not in card.split("```bibtex")[0]
     assert f"| PA-MPJPE (mm) | {metrics['pa_mpjpe']:.4g} |" in card
+    assert "CLIP 0.1, and joint offsets 0.5 (not in the paper)" in card
     for plot in ("pck_curve.png", "logit_matrices.png"):
         assert (tmp_path / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert [path.name for path in sorted(tmp_path.glob("checkpoint-*"))] == ["checkpoint-2", "checkpoint-4"]
