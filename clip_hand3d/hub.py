@@ -25,7 +25,7 @@ def _format(value) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def loss_weights(config) -> str:
+def _loss_weights(config) -> str:
     """The loss weights of `config` in words, naming the terms that are not in the paper."""
     weights = (
         f"pose {config.loss_weight_pose:g}, mesh {config.loss_weight_mesh:g}, "
@@ -57,7 +57,7 @@ def model_card_values(output_dir: Path, args: argparse.Namespace, scores: dict) 
         "steps": scores.get("steps", "n/a"),
         "num_samples": scores.get("num_samples", "n/a"),
         "topology": config.topology,
-        "loss_weights": loss_weights(config),
+        "loss_weights": _loss_weights(config),
         "command": "accelerate launch train.py " + shlex.join(sys.argv[1:]),
     }
     values.update({name: _format(scores[name]) if name in scores else "n/a" for name in SCORE_FIELDS})

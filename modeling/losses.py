@@ -27,7 +27,7 @@ def masked_l1(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor
 def joint_offset_loss(
     prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """L1 error of the offsets between joints: the mean over all ordered pairs (i, j) of
+    """L1 error of the offsets between joints (not in the paper): the mean over all ordered pairs (i, j) of
     |(p_i - p_j) - (t_i - t_j)|, per coordinate, in the units of the inputs (uvd).
 
     A shift of the whole prediction leaves it unchanged, so it trains the hand's shape apart from its position,

@@ -57,7 +57,14 @@ def test_training_run_leaves_a_loadable_model_metrics_and_card(tmp_path):
     assert 0 < metrics["mean_shape_pa_mpjpe"] < metrics["mean_pose_pa_mpjpe"]
     curve = json.loads((tmp_path / "training_curve.json").read_text())
     assert [record["step"] for record in curve] == [1, 2, 3, 4]
-    logged = {"loss_joints", "loss_joint_offsets", "loss_vertices", "loss_clip", "loss_consistency_2d", "images_per_second"}
+    logged = {
+        "loss_joints",
+        "loss_joint_offsets",
+        "loss_vertices",
+        "loss_clip",
+        "loss_consistency_2d",
+        "images_per_second",
+    }
     assert logged <= set(curve[0])
     card = (tmp_path / "README.md").read_text()
     assert "$" not in card.split("```bibtex")[0]
