@@ -88,12 +88,17 @@ def score_predictions(predictions: dict[str, np.ndarray]) -> dict:
     return scores
 
 
+def fixed_pose_pa_mpjpe(pose: np.ndarray, gt_joints: np.ndarray) -> float:
+    """PA-MPJPE (mm) of predicting one `pose` (J, 3) for every sample of `gt_joints` (N, J, 3), both in metres."""
+    gt_joints = np.asarray(gt_joints, dtype=np.float64)
+    predictions = np.broadcast_to(np.asarray(pose, dtype=np.float64), gt_joints.shape)
+    return float(np.linalg.norm(procrustes_align(predictions, gt_joints) - gt_joints, axis=-1).mean() * 1000.0)
+
+
 def mean_pose_pa_mpjpe(train_joints: np.ndarray, gt_joints: np.ndarray) -> float:
     """PA-MPJPE (mm) of predicting the mean root-relative training pose for every held-out sample: the error a
     model that ignores the image would make, aligned exactly like the model's predictions."""
-    mean_pose = (train_joints - train_joints[:, :1]).mean(axis=0)
-    errors = [np.linalg.norm(procrustes_align(mean_pose, gt) - gt, axis=-1).mean() for gt in gt_joints]
-    return float(np.mean(errors) * 1000.0)
+    return fixed_pose_pa_mpjpe((train_joints - train_joints[:, :1]).mean(axis=0), gt_joints)
 
 
 def aligned_mean_shape(train_joints: np.ndarray, iterations: int = 3) -> np.ndarray:
@@ -117,9 +122,7 @@ def mean_shape_pa_mpjpe(train_joints: np.ndarray, gt_joints: np.ndarray) -> floa
     global rotations is nearly a point, and its score then swings with the training set; this mean is taken after
     aligning the hands to one another, a hand-shaped image-blind prediction whose score is steady.
     """
-    gt_joints = np.asarray(gt_joints, dtype=np.float64)
-    shape = np.broadcast_to(aligned_mean_shape(train_joints), gt_joints.shape)
-    return float(np.linalg.norm(procrustes_align(shape, gt_joints) - gt_joints, axis=-1).mean() * 1000.0)
+    return fixed_pose_pa_mpjpe(aligned_mean_shape(train_joints), gt_joints)
 
 
 TABLE_FIELDS = (
