@@ -17,7 +17,7 @@ from datasets import Array2D, Array3D, Dataset, Features, List, Value
 
 from clip_hand3d.data.transforms import HandBatchTransform, HandSampleTransform
 from clip_hand3d.modeling.hand_joints import NUM_JOINTS
-from clip_hand3d.training.data import INDEX_COLUMN, with_sample_transform
+from clip_hand3d.training.data import INDEX_COLUMN, check_index_column, with_sample_transform
 
 
 def crop_features(image_size: int, num_vertices: int) -> Features:
@@ -62,8 +62,7 @@ def precompute_samples(dataset: Dataset, transform: HandSampleTransform, num_pro
     """
     if transform.is_random:
         raise ValueError("precompute_samples needs a transform without augmentation or second view")
-    if INDEX_COLUMN not in dataset.column_names:
-        raise ValueError(f"the dataset has no {INDEX_COLUMN!r} column (columns: {dataset.column_names})")
+    check_index_column(dataset)
     crop_transform = copy.copy(transform)
     crop_transform.uint8_pixels = True
     return dataset.map(

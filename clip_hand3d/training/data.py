@@ -112,6 +112,12 @@ def make_sample_transform(
 NUMPY_COLUMNS = ("joints_xyz", "joints_uv", "K", "vertices_xyz")
 
 
+def check_index_column(dataset: Dataset) -> None:
+    """Raise ValueError unless `dataset` has the `index` column that `load_split` adds."""
+    if INDEX_COLUMN not in dataset.column_names:
+        raise ValueError(f"the dataset has no {INDEX_COLUMN!r} column (columns: {dataset.column_names})")
+
+
 class TransformedHandRows(torch.utils.data.Dataset):
     """The rows of a hand `datasets.Dataset`, each through a `HandSampleTransform` as it is read.
 
@@ -121,8 +127,7 @@ class TransformedHandRows(torch.utils.data.Dataset):
     """
 
     def __init__(self, dataset: Dataset, transform: HandSampleTransform):
-        if INDEX_COLUMN not in dataset.column_names:
-            raise ValueError(f"the dataset has no {INDEX_COLUMN!r} column (columns: {dataset.column_names})")
+        check_index_column(dataset)
         numeric = [name for name in NUMPY_COLUMNS if name in dataset.column_names]
         self.rows = dataset.with_format("numpy", columns=numeric, output_all_columns=True)
         self.transform = transform
