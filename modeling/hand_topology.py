@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from .hand_joints import JOINT_PARENTS, NUM_JOINTS
-from .hand_model import build_hand_template
+from .hand_template import build_hand_template
 
 DEFAULT_LEVEL_SIZES = (21, 98, 389, 778)
 NUM_CANDIDATES = 5
@@ -119,7 +119,7 @@ class HandTopology:
 
     @classmethod
     def builtin(cls) -> "HandTopology":
-        """The topology of the built-in `ParametricHand` template (built once per process, returned as a copy)."""
+        """The built-in hand template's topology (built once per process, returned as a copy)."""
         return _builtin_topology().clone()
 
     @classmethod

@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from clip_hand3d.modeling.hand_model import build_hand_template
+from clip_hand3d.modeling.hand_template import build_hand_template
 from clip_hand3d.modeling.hand_topology import HandTopology
 from clip_hand3d.topology import (
     MANO_TO_FREIHAND,

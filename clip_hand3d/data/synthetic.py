@@ -41,9 +41,9 @@ from scipy.spatial.transform import Rotation
 
 from clip_hand3d.data.features import HAND_FEATURES_WITH_MESH, make_hand_row
 from clip_hand3d.data.freihand import FREIHAND_IMAGE_NAME, FREIHAND_SPLITS
+from clip_hand3d.data.parametric_hand import ParametricHand
 from clip_hand3d.data.rendering import compute_vertex_normals, render_mesh
 from clip_hand3d.geometry import camera_after_affine, project
-from clip_hand3d.modeling.hand_model import ParametricHand
 
 # Part of the cache key of `load_synthetic`: bump it when the samples change, so that caches are regenerated.
 SYNTHETIC_DATA_VERSION = 1

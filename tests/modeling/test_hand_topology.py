@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from clip_hand3d.modeling.hand_joints import JOINT_PARENTS
-from clip_hand3d.modeling.hand_model import build_hand_template
+from clip_hand3d.modeling.hand_template import build_hand_template
 from clip_hand3d.modeling.hand_topology import (
     HandTopology,
     _closest_points_on_triangles,
