@@ -2,7 +2,8 @@
 
 import argparse
 
-from clip_hand3d import benchmark, evaluation, topology
+from clip_hand3d import topology
+from clip_hand3d.commands import benchmark, evaluate
 from clip_hand3d.data import synthetic
 
 
@@ -13,8 +14,8 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True)
     topology.register_cli(subparsers)
     synthetic.register_cli(subparsers)
-    evaluation.register_cli(subparsers)
-    benchmark.register_cli(subparsers)
+    evaluate.register(subparsers)
+    benchmark.register(subparsers)
     return parser
 
 

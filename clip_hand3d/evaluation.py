@@ -4,7 +4,6 @@ Predictions are turned from uvd into the crop camera's frame with the ground-tru
 FreiHAND, RHD and STB, which score root-relative or aligned shapes), then made root-relative.
 """
 
-import argparse
 import json
 from pathlib import Path
 
@@ -12,20 +11,15 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from clip_hand3d.geometry import uvd_to_xyz
+from clip_hand3d.geometry import UVDSpace
 from clip_hand3d.metrics import freihand_scores, procrustes_align
-from clip_hand3d.modeling import CLIPHand3DConfig, CLIPHand3DModel
+from clip_hand3d.modeling import CLIPHand3DModel
 
 
-def uvd_batch_to_xyz(
-    uvd: np.ndarray, K_crop: np.ndarray, root_depth: np.ndarray, config: CLIPHand3DConfig
-) -> np.ndarray:
+def uvd_batch_to_xyz(uvd: np.ndarray, K_crop: np.ndarray, root_depth: np.ndarray, space: UVDSpace) -> np.ndarray:
     """uvd (B, N, 3) -> crop-camera points (B, N, 3) in metres, given each sample's crop K and root depth (m)."""
     return np.stack(
-        [
-            uvd_to_xyz(points, K, depth, config.image_size, config.heatmap_size, config.depth_size, config.depth_range)
-            for points, K, depth in zip(uvd, K_crop, root_depth, strict=True)
-        ]
+        [space.uvd_to_xyz(points, K, depth) for points, K, depth in zip(uvd, K_crop, root_depth, strict=True)]
     )
 
 
@@ -37,7 +31,7 @@ def predict(model: CLIPHand3DModel, dataloader: DataLoader, accelerator=None) ->
     With an `accelerator`, batches of all processes are gathered (duplicates of the last uneven batch dropped).
     """
     model.eval()
-    config = model.config
+    space = UVDSpace.from_config(model.config)
     parts = {
         name: []
         for name in ("pred_joints", "gt_joints", "pred_vertices", "gt_vertices", "vertices_valid", "joints_uvd")
@@ -59,9 +53,9 @@ def predict(model: CLIPHand3DModel, dataloader: DataLoader, accelerator=None) ->
             for name, value in fields.items()
         }
         root_depth = fields["gt_joints_xyz"][:, 0, 2]
-        pred_joints = uvd_batch_to_xyz(fields["joints_uvd"], fields["K_crop"], root_depth, config)
-        pred_vertices = uvd_batch_to_xyz(fields["vertices_uvd"], fields["K_crop"], root_depth, config)
-        gt_vertices = uvd_batch_to_xyz(fields["gt_vertices_uvd"], fields["K_crop"], root_depth, config)
+        pred_joints = uvd_batch_to_xyz(fields["joints_uvd"], fields["K_crop"], root_depth, space)
+        pred_vertices = uvd_batch_to_xyz(fields["vertices_uvd"], fields["K_crop"], root_depth, space)
+        gt_vertices = uvd_batch_to_xyz(fields["gt_vertices_uvd"], fields["K_crop"], root_depth, space)
         gt_joints = fields["gt_joints_xyz"]
         parts["pred_joints"].append(pred_joints - pred_joints[:, :1])
         parts["gt_joints"].append(gt_joints - gt_joints[:, :1])
@@ -160,52 +154,3 @@ def write_freihand_predictions(path: str | Path, predictions: dict[str, np.ndarr
     joints = predictions["pred_joints"] + roots[:, None]
     vertices = predictions["pred_vertices"] + roots[:, None]
     Path(path).write_text(json.dumps([joints.tolist(), vertices.tolist()]))
-
-
-def register_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser("evaluate", help="Score a model on a held-out split as FreiHAND does.")
-    parser.add_argument("--model", required=True, help="Model folder or Hub repo id.")
-    parser.add_argument(
-        "--dataset", required=True, help="synthetic[:N], freihand:PATH, rhd:PATH, stb:PATH (joined by '+')."
-    )
-    parser.add_argument("--split", choices=("evaluation", "training"), default="evaluation")
-    parser.add_argument("--eval-samples", type=int, default=500, help="Held-out synthetic samples.")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--json", type=str, default=None, help="Write the scores (and PCK curves) here.")
-    parser.add_argument(
-        "--freihand-pred", type=str, default=None, help="Write predictions in FreiHAND's pred.json format."
-    )
-    parser.add_argument("--plots", type=str, default=None, help="Folder for the PCK curve PNG.")
-    parser.set_defaults(func=run_evaluate)
-    return parser
-
-
-def run_evaluate(args: argparse.Namespace) -> dict:
-    """`clip-hand3d evaluate`: load, predict, score, print, write."""
-    from clip_hand3d.plots import plot_pck_curves
-    from clip_hand3d.training.data import PromptCollator, load_split, make_sample_transform, with_sample_transform
-
-    model = CLIPHand3DModel.from_pretrained(args.model, with_text_model=False).eval()
-    config = model.config
-    rows = load_split(
-        args.dataset, train=args.split == "training", image_size=config.image_size, eval_samples=args.eval_samples
-    )
-    dataloader = DataLoader(
-        with_sample_transform(rows, make_sample_transform(config, train=False)),
-        batch_size=args.batch_size,
-        collate_fn=PromptCollator(None),
-    )
-    predictions = predict(model, dataloader)
-    scores = score_predictions(predictions)
-    print(format_scores(scores))
-    if args.json:
-        Path(args.json).write_text(json.dumps(scores, indent=2))
-    if args.freihand_pred:
-        roots = np.asarray(rows["joints_xyz"], dtype=np.float64)[:, 0]
-        write_freihand_predictions(args.freihand_pred, predictions, roots)
-    if args.plots:
-        Path(args.plots).mkdir(parents=True, exist_ok=True)
-        plot_pck_curves(
-            {"PA joints": (scores["pck_thresholds_mm"], scores["pck_joints"])}, Path(args.plots) / "pck_curve.png"
-        )
-    return scores

@@ -1,0 +1,8 @@
+"""The `clip-hand3d` command: every subcommand is there."""
+
+from clip_hand3d.cli import build_parser
+
+
+def test_every_subcommand_is_registered():
+    subcommands = build_parser()._subparsers._group_actions[0].choices
+    assert sorted(subcommands) == ["benchmark", "build-topology", "evaluate", "make-synthetic"]
