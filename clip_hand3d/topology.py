@@ -46,7 +46,8 @@ def load_topology(path: str | Path) -> HandTopology:
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: the file is not a safetensors file, or not a topology (the message names the missing key).
+        ValueError: the file is not a safetensors file, not a topology (the message names the missing key), or a
+            topology of the older format with `adjacency_{k}` tensors (rebuild it with `clip-hand3d build-topology`).
     """
     path = Path(path)
     if not path.is_file():
@@ -63,10 +64,10 @@ def load_topology(path: str | Path) -> HandTopology:
     required = ["faces", "joint_regressor"]
     required += [f"template_vertices_{level}" for level in range(len(level_sizes))]
     required += [f"upsample_{level}" for level in range(len(level_sizes) - 1)]
-    required += [f"adjacency_{level}" for level in range(len(level_sizes))]
     for name in required:
         if name not in tensors:
             raise ValueError(f"{path} is not a clip-hand3d topology: it has no tensor {name!r}")
+    _check_no_adjacency(tensors, path)
     try:
         topology = HandTopology.from_state_dict(tensors)
     except ValueError as error:
@@ -74,6 +75,18 @@ def load_topology(path: str | Path) -> HandTopology:
     if topology.level_sizes != level_sizes:
         raise ValueError(f"{path}: metadata says level sizes {level_sizes}, the tensors {topology.level_sizes}")
     return topology
+
+
+def _check_no_adjacency(tensors: dict, path: Path) -> None:
+    """Refuse a topology file of the older format, which also held per-level adjacency lists `adjacency_{k}`."""
+    old_names = sorted(name for name in tensors if name.startswith("adjacency_"))
+    if old_names:
+        raise ValueError(
+            f"{path} is a topology file of an older format: its {', '.join(old_names)} entries are adjacency "
+            "lists that topologies no longer hold. Rebuild it from your MANO_RIGHT.pkl with "
+            f"`clip-hand3d build-topology --mano MANO_RIGHT.pkl --out {path}` (a topology of another mesh: "
+            "`save_topology(HandTopology.from_mesh(...), path)` again)"
+        )
 
 
 class _ChumpyObject:

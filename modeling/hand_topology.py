@@ -8,8 +8,8 @@ Simplification (`from_mesh`), deterministic:
 - seeds: farthest-point sampling with geodesic (edge-length graph) distances on the full mesh, starting at the
   vertex farthest from the centroid; the first n_k seeds are level k's vertices, so the levels are nested and
   every coarse vertex is a vertex of the full mesh;
-- regions: the geodesic Voronoi cells of a level's seeds on the full mesh; two coarse vertices are adjacent when
-  their cells touch;
+- regions: the geodesic Voronoi cells of a level's seeds on the full mesh; two cells are neighbours when they
+  touch;
 - upsampling between mesh levels: each finer vertex is the closest point of a triangle spanned by coarse
   vertices, chosen among the nearest `NUM_CANDIDATES` seeds of its own and the neighbouring cells (barycentric
   weights of that closest point, so a finer vertex that is itself a seed copies it exactly);
@@ -48,8 +48,6 @@ class HandTopology:
         template_vertices: per level (n_k, 3) float32 rest-pose positions, metres (level 0: the joints).
         faces: (F, 3) int64 triangles of the full mesh.
         upsample: per level k < L - 1, (n_{k+1}, n_k) float32, rows sum to 1.
-        adjacency: per level (E_k, 2) int64 undirected edges, each once as (i, j) with i < j, sorted: the
-            skeleton's bones for level 0, touching Voronoi cells for the coarse levels, mesh edges for the last.
         joint_regressor: (n_0, n_{L-1}) float32, joints = joint_regressor @ vertices.
 
     Mean reconstruction errors of the built-in hand from levels 0..3: 11.41, 2.30, 0.47, 0 mm (module docstring).
@@ -59,7 +57,6 @@ class HandTopology:
     template_vertices: list[torch.Tensor]
     faces: torch.Tensor
     upsample: list[torch.Tensor]
-    adjacency: list[torch.Tensor]
     joint_regressor: torch.Tensor
 
     @classmethod
@@ -105,15 +102,11 @@ class HandTopology:
                     vertices, fine_ids, seeds[: level_sizes[coarse]], labels[coarse - 1], region_neighbours
                 )
             )
-        adjacency = [_skeleton_edges()]
-        adjacency += [_region_edges(level_labels, edges) for level_labels in labels]
-        adjacency.append(edges)
         return cls(
             level_sizes=tuple(int(size) for size in level_sizes),
             template_vertices=[torch.from_numpy(template.astype(np.float32)) for template in templates],
             faces=torch.from_numpy(faces),
             upsample=[torch.from_numpy(matrix.astype(np.float32)) for matrix in upsample],
-            adjacency=[torch.from_numpy(level_edges.astype(np.int64)) for level_edges in adjacency],
             joint_regressor=torch.from_numpy(joint_regressor.astype(np.float32)),
         )
 
@@ -124,15 +117,13 @@ class HandTopology:
 
     @classmethod
     def zeros(cls, level_sizes: tuple[int, ...], num_faces: int) -> "HandTopology":
-        """A placeholder of the right shapes, to be filled from a checkpoint. Its adjacency lists are empty
-        (their lengths depend on the mesh): load a full topology with `from_state_dict` where they matter."""
+        """A placeholder of the right shapes, to be filled from a checkpoint."""
         sizes = tuple(int(size) for size in level_sizes)
         return cls(
             level_sizes=sizes,
             template_vertices=[torch.zeros(size, 3) for size in sizes],
             faces=torch.zeros(num_faces, 3, dtype=torch.int64),
             upsample=[torch.zeros(fine, coarse) for coarse, fine in itertools.pairwise(sizes)],
-            adjacency=[torch.zeros(0, 2, dtype=torch.int64) for _ in sizes],
             joint_regressor=torch.zeros(sizes[0], sizes[-1]),
         )
 
@@ -141,14 +132,12 @@ class HandTopology:
         return HandTopology.from_state_dict(self.to_state_dict())
 
     def to_state_dict(self) -> dict[str, torch.Tensor]:
-        """Flat tensors: `faces`, `joint_regressor`, `template_vertices_{k}`, `upsample_{k}`, `adjacency_{k}`."""
+        """Flat tensors: `faces`, `joint_regressor`, `template_vertices_{k}`, `upsample_{k}`."""
         state = {"faces": self.faces.clone(), "joint_regressor": self.joint_regressor.clone()}
         for level, template in enumerate(self.template_vertices):
             state[f"template_vertices_{level}"] = template.clone()
         for level, matrix in enumerate(self.upsample):
             state[f"upsample_{level}"] = matrix.clone()
-        for level, level_edges in enumerate(self.adjacency):
-            state[f"adjacency_{level}"] = level_edges.clone()
         return state
 
     @classmethod
@@ -173,7 +162,6 @@ class HandTopology:
             template_vertices=[tensor(f"template_vertices_{k}") for k in range(num_levels)],
             faces=tensor("faces"),
             upsample=[tensor(f"upsample_{k}") for k in range(num_levels - 1)],
-            adjacency=[tensor(f"adjacency_{k}") for k in range(num_levels)],
             joint_regressor=tensor("joint_regressor"),
         )
         topology.check_shapes()
@@ -188,10 +176,9 @@ class HandTopology:
         found = {f"template_vertices_{k}": value for k, value in enumerate(self.template_vertices)}
         found.update({f"upsample_{k}": value for k, value in enumerate(self.upsample)})
         found["joint_regressor"] = self.joint_regressor
-        if len(self.upsample) != len(sizes) - 1 or len(self.adjacency) != len(sizes):
+        if len(self.upsample) != len(sizes) - 1:
             raise ValueError(
-                f"a topology with {len(sizes)} levels needs {len(sizes) - 1} upsample and {len(sizes)} adjacency "
-                f"tensors, got {len(self.upsample)} and {len(self.adjacency)}"
+                f"a topology with {len(sizes)} levels needs {len(sizes) - 1} upsample tensors, got {len(self.upsample)}"
             )
         for name, (shape, _) in expected.items():
             if tuple(found[name].shape) != shape or not found[name].is_floating_point():
@@ -199,14 +186,11 @@ class HandTopology:
                     f"topology tensor {name} must be float of shape {shape}, got "
                     f"{found[name].dtype} {tuple(found[name].shape)}"
                 )
-        integer_tensors = {"faces": (self.faces, 3)}
-        integer_tensors.update({f"adjacency_{k}": (edges, 2) for k, edges in enumerate(self.adjacency)})
-        for name, (value, width) in integer_tensors.items():
-            if value.dim() != 2 or value.shape[1] != width or value.is_floating_point():
-                raise ValueError(
-                    f"topology tensor {name} must be integer of shape (N, {width}), got "
-                    f"{value.dtype} {tuple(value.shape)}"
-                )
+        if self.faces.dim() != 2 or self.faces.shape[1] != 3 or self.faces.is_floating_point():
+            raise ValueError(
+                f"topology tensor faces must be integer of shape (N, 3), got {self.faces.dtype} "
+                f"{tuple(self.faces.shape)}"
+            )
 
     def upsample_to_full(self, x: torch.Tensor, level: int) -> torch.Tensor:
         """Map per-vertex values (B, n_level, C) of `level` through the upsampling matrices to (B, n_last, C)."""

@@ -76,6 +76,18 @@ def test_load_rejects_files_that_are_not_topologies(topology, tmp_path):
         load_topology(partial_file)
 
 
+def test_load_names_the_older_format_with_adjacency_lists_and_how_to_rebuild(topology, tmp_path):
+    state = topology.to_state_dict()
+    state.update({f"adjacency_{level}": torch.zeros(0, 2, dtype=torch.int64) for level in range(4)})
+    old_file = tmp_path / "old_topology.safetensors"
+    save_file(state, str(old_file), metadata={"format": "clip-hand3d-topology", "level_sizes": "21,98,389,778"})
+    with pytest.raises(ValueError, match="old_topology.safetensors is a topology file of an older format") as error:
+        load_topology(old_file)
+    message = str(error.value)
+    assert "adjacency_0, adjacency_1, adjacency_2, adjacency_3 entries" in message
+    assert "clip-hand3d build-topology --mano MANO_RIGHT.pkl --out" in message
+
+
 def test_mano_format_pickle_round_trip_without_chumpy(tmp_path, no_chumpy):
     arrays = builtin_as_mano_arrays()
     path = tmp_path / "MANO_RIGHT.pkl"
