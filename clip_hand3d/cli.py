@@ -2,9 +2,7 @@
 
 import argparse
 
-from clip_hand3d import topology
-from clip_hand3d.commands import benchmark, evaluate
-from clip_hand3d.data import synthetic
+from clip_hand3d.commands import benchmark, build_topology, evaluate, make_synthetic
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -12,8 +10,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="clip-hand3d", description="CLIP-Hand3D: 3D hand pose and mesh from one RGB image."
     )
     subparsers = parser.add_subparsers(dest="command", required=True)
-    topology.register_cli(subparsers)
-    synthetic.register_cli(subparsers)
+    build_topology.register(subparsers)
+    make_synthetic.register(subparsers)
     evaluate.register(subparsers)
     benchmark.register(subparsers)
     return parser

@@ -1,6 +1,4 @@
-import argparse
 import pickle
-import re
 import sys
 
 import numpy as np
@@ -10,11 +8,10 @@ from safetensors.torch import save_file
 
 from clip_hand3d.modeling.hand_template import build_hand_template
 from clip_hand3d.modeling.hand_topology import HandTopology
-from clip_hand3d.topology import (
+from clip_hand3d.topology_io import (
     MANO_TO_FREIHAND,
     load_topology,
     read_mano_pickle,
-    register_cli,
     save_topology,
     topology_from_mano,
     write_mano_format_pickle,
@@ -165,20 +162,3 @@ def test_read_mano_pickle_names_the_missing_key_and_file(tmp_path):
         read_mano_pickle(path)
     with pytest.raises(FileNotFoundError, match="absent.pkl does not exist"):
         read_mano_pickle(tmp_path / "absent.pkl")
-
-
-def test_build_topology_command(tmp_path, capsys):
-    arrays = builtin_as_mano_arrays()
-    mano_path, out_path = tmp_path / "MANO_RIGHT.pkl", tmp_path / "mano_topology.safetensors"
-    write_mano_format_pickle(
-        mano_path, arrays["vertices"], arrays["faces"], arrays["J_regressor_16"], arrays["weights"]
-    )
-    parser = argparse.ArgumentParser(prog="clip-hand3d")
-    register_cli(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["build-topology", "--mano", str(mano_path), "--out", str(out_path)])
-    assert args.func(args) == 0
-    assert load_topology(out_path).level_sizes == (21, 98, 389, 778)
-    printed = capsys.readouterr().out
-    assert "level sizes: 21, 98, 389, 778" in printed and "faces: 1552" in printed
-    assert re.search(r"per level \(mm\): \d+\.\d\d, \d+\.\d\d, \d+\.\d\d, 0\.00\n", printed)
-    assert "do not redistribute" in printed

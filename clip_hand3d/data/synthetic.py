@@ -19,7 +19,6 @@ hand's visible pixels (the forearm occludes it but is not part of it).
 command) writes the FreiHAND folder layout that `clip_hand3d.data.freihand.load_freihand` reads.
 """
 
-import argparse
 import contextlib
 import functools
 import io
@@ -686,36 +685,6 @@ def write_synthetic_freihand(
         with open(out_dir / f"{split}_{role}.json", "w", encoding="utf-8") as file:
             json.dump([label[role] for label in labels], file)
     return out_dir
-
-
-def register_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Add the `make-synthetic` command to the `clip-hand3d` command line; returns its parser."""
-    parser = subparsers.add_parser(
-        "make-synthetic",
-        help="render synthetic hands in FreiHAND's folder layout",
-        description=(
-            "Render synthetic right hands of the built-in parametric hand and write them in FreiHAND's layout "
-            "(DIR/training/rgb/00000000.jpg, DIR/training_xyz.json, ...). Read them back with "
-            "clip_hand3d.data.freihand.load_freihand(DIR, SPLIT, num_colour_versions=1). "
-            "DIR must not hold this split yet."
-        ),
-    )
-    parser.add_argument("--num", type=int, required=True, metavar="N", help="number of images")
-    parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    parser.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the synthetic set (default 0)")
-    parser.add_argument("--image-size", type=int, default=224, metavar="S", help="image side in pixels (default 224)")
-    parser.add_argument(
-        "--split", choices=FREIHAND_SPLITS, default="training", help="FreiHAND split to write (default training)"
-    )
-    parser.add_argument("--num-proc", type=int, default=None, metavar="P", help="rendering processes (default 1)")
-    parser.set_defaults(func=run_make_synthetic)
-    return parser
-
-
-def run_make_synthetic(args: argparse.Namespace) -> None:
-    """The `make-synthetic` command: `write_synthetic_freihand` with the parsed arguments."""
-    out_dir = write_synthetic_freihand(args.out, args.num, args.seed, args.split, args.image_size, args.num_proc)
-    print(f"wrote {args.num} synthetic {args.split} samples to {out_dir}")
 
 
 def _check_seed(seed: int) -> None:

@@ -1,6 +1,5 @@
 """Tests of the synthetic hand set: determinism, label consistency, schema, left hands and the FreiHAND layout."""
 
-import argparse
 import io
 import itertools
 import json
@@ -25,7 +24,6 @@ from clip_hand3d.data.synthetic import (
     iter_synthetic,
     load_synthetic,
     random_rotation,
-    register_cli,
     render_sample,
     sample_background,
     sample_camera,
@@ -244,27 +242,6 @@ def test_freihand_layout_round_trip_through_load_freihand(tmp_path, split, strea
         np.testing.assert_array_equal(pixels(row["image"]), pixels(jpeg_round_trip(expected["image"])))
         assert np.abs(pixels(row["image"]).astype(float) - pixels(expected["image"])).mean() < 6
         assert ((pixels(row["mask"]) > 127) == (pixels(expected["mask"]) > 127)).mean() > 0.99
-
-
-def test_make_synthetic_command_writes_the_layout(tmp_path):
-    parser = argparse.ArgumentParser(prog="clip-hand3d")
-    register_cli(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(
-        ["make-synthetic", "--num", "2", "--out", str(tmp_path), "--image-size", "32", "--seed", "9"]
-    )
-    args.func(args)
-    with open(tmp_path / "training_xyz.json", encoding="utf-8") as file:
-        joints = json.load(file)
-    np.testing.assert_array_equal(
-        np.asarray(joints[1], dtype=np.float32), render_sample(1, seed=9, image_size=32)["joints_xyz"]
-    )
-    assert (tmp_path / "training" / "mask" / "00000001.jpg").is_file()
-    with pytest.raises(SystemExit):
-        parser.parse_args(["make-synthetic", "--num", "2", "--out", str(tmp_path), "--split", "validation"])
-    with pytest.raises(FileExistsError, match="already holds a FreiHAND training split"):
-        args.func(args)
-    write_synthetic_freihand(tmp_path, num_samples=1, split="evaluation", image_size=32)  # the other split is free
-    assert (tmp_path / "evaluation_K.json").is_file()
 
 
 @pytest.mark.parametrize(

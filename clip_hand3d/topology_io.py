@@ -5,7 +5,6 @@ user's machine; never commit or upload it. `write_mano_format_pickle` exists so 
 same file format with the package's own hand, never with MANO data.
 """
 
-import argparse
 import contextlib
 import pickle
 import sys
@@ -246,28 +245,3 @@ def write_mano_format_pickle(
     }
     with _chumpy_module(), Path(path).open("wb") as file:
         pickle.dump(content, file, protocol=2)
-
-
-def register_cli(subparsers: argparse._SubParsersAction) -> None:
-    """Add `build-topology --mano PATH --out FILE`; the parsed arguments' `func(args)` runs it."""
-    parser = subparsers.add_parser(
-        "build-topology",
-        help="build a mesh topology file from MANO_RIGHT.pkl",
-        description="Build the coarse-to-fine mesh topology of MANO from your own copy of MANO_RIGHT.pkl. The output "
-        "is derived from MANO: keep it local, never redistribute it.",
-    )
-    parser.add_argument("--mano", type=Path, required=True, help="path to MANO_RIGHT.pkl")
-    parser.add_argument("--out", type=Path, required=True, help="output .safetensors file")
-    parser.set_defaults(func=build_topology_command)
-
-
-def build_topology_command(args: argparse.Namespace) -> int:
-    """Run `build-topology`: build, save, and print the level sizes, face count and reconstruction errors."""
-    topology = topology_from_mano(args.mano)
-    save_topology(topology, args.out)
-    errors = ", ".join(f"{error:.2f}" for error in topology.reconstruction_error_mm())
-    print(f"level sizes: {', '.join(str(size) for size in topology.level_sizes)}")
-    print(f"faces: {topology.faces.shape[0]}")
-    print(f"template reconstruction error per level (mm): {errors}")
-    print(f"wrote {args.out} (derived from MANO: do not redistribute)")
-    return 0
