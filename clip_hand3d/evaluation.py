@@ -67,7 +67,12 @@ def predict(model: CLIPHand3DModel, dataloader: DataLoader, accelerator=None) ->
 
 
 def score_predictions(predictions: dict[str, np.ndarray]) -> dict:
-    """FreiHAND's scores of `predict`'s output; vertex scores over the samples that have a mesh."""
+    """FreiHAND's scores of `predict`'s output; vertex scores over the samples that have a mesh.
+
+    `predict`'s points are root-relative, so their unaligned errors (`mpjpe_absolute`, `mpvpe_absolute`) equal the
+    root-relative ones: what FreiHAND's script reports for `write_freihand_predictions`' file, whose predictions
+    sit at the ground-truth roots. `format_scores` therefore prints the root-relative rows only.
+    """
     valid = predictions["vertices_valid"]
     scores = freihand_scores(predictions["pred_joints"], predictions["gt_joints"])
     if valid.any():

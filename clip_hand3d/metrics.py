@@ -14,10 +14,13 @@ The official evaluation, which these functions reproduce number for number:
 - F-score (`calculate_fscore`): per sample, nearest-neighbour distances from every ground-truth vertex to
   the predicted vertices and back, counted with a strict `distance < threshold`, at 5 mm and 15 mm,
   averaged over samples; computed on the aligned vertices.
+- Unaligned errors (`eval_xyz`, `eval_mesh_err`): the same keypoint statistics on the points as given, with no
+  alignment at all; on FreiHAND's camera-frame points these are absolute errors. Here `mpjpe_absolute` and
+  `mpvpe_absolute`.
 
-Two departures, both documented in `freihand_scores`: the unaligned errors are root-relative (the official
-code compares absolute camera-frame points, which our root-relative predictions do not have), and the
-STB/RHD-style AUCs (`auc_20_50`, `auc_0_30`) are added.
+Two additions, both documented in `freihand_scores`: root-relative errors (`mpjpe`, `mpvpe`: each set centred on
+its own wrist, which predictions without a root position can be scored by), and the STB/RHD-style AUCs
+(`auc_20_50`, `auc_0_30`).
 """
 
 from collections.abc import Sequence
@@ -204,7 +207,8 @@ def freihand_scores(
     pred_vertices: np.ndarray | None = None,
     gt_vertices: np.ndarray | None = None,
 ) -> dict:
-    """FreiHAND's scores, plus the root-relative errors and STB/RHD-style AUCs the paper reports.
+    """FreiHAND's scores (aligned and unaligned), plus the root-relative errors and STB/RHD-style AUCs the paper
+    reports.
 
     Args:
         pred_joints, gt_joints: (B, 21, 3) joints in metres, FreiHAND order (joint 0, the wrist, is the root).
@@ -218,12 +222,15 @@ def freihand_scores(
         - `mpjpe`, `median_mpjpe` (mm): root-relative joint errors, each set centred on its own joint 0
           (no alignment, no scale); `auc_20_50` and `auc_0_30`: the PCK AUC of these errors over 20-50 mm
           and 0-30 mm (20 thresholds each; STB/RHD convention and the paper's ablation tables).
+        - `mpjpe_absolute` (mm): FreiHAND's unaligned joint error, the mean over samples and joints of the
+          Euclidean distance between the points as given (no root alignment): absolute for camera-frame inputs.
         - `pck_thresholds_mm` (100 values, 0-50 mm), `pck_joints`: the aligned joints' PCK curve.
         With vertices:
         - `pa_mpvpe` (mm), `auc_vertices`, `pck_vertices`: vertex errors after their own Procrustes
           alignment (FreiHAND aligns vertices independently of joints).
         - `mpvpe` (mm): vertex errors with each mesh centred on its own set's joint 0 (prediction on the
           predicted wrist, ground truth on the ground-truth wrist).
+        - `mpvpe_absolute` (mm): FreiHAND's unaligned vertex error, as `mpjpe_absolute` on the vertices.
         - `f5`, `f15`: F-scores of the aligned vertices at 5 mm and 15 mm, averaged over samples.
 
     As in the official code, the 1e-8 added to the norms during alignment leaves an exact copy of the ground
@@ -246,6 +253,7 @@ def freihand_scores(
         "median_pa_mpjpe": aligned_joint_measures.median * _METRES_TO_MM,
         "mpjpe": root_relative_measures.mean * _METRES_TO_MM,
         "median_mpjpe": root_relative_measures.median * _METRES_TO_MM,
+        "mpjpe_absolute": float(np.mean(point_errors(pred_joints, gt_joints))) * _METRES_TO_MM,
         "auc_joints": aligned_joint_measures.auc,
         "auc_20_50": root_relative_measures.auc,
         "auc_0_30": pck_measures(root_relative_errors, PCK_0_30_THRESHOLDS_M).auc,
@@ -278,6 +286,7 @@ def _vertex_scores(pred_vertices, gt_vertices, pred_root: np.ndarray, gt_root: n
     return {
         "pa_mpvpe": aligned_measures.mean * _METRES_TO_MM,
         "mpvpe": float(np.mean(root_relative_errors)) * _METRES_TO_MM,
+        "mpvpe_absolute": float(np.mean(point_errors(pred_vertices, gt_vertices))) * _METRES_TO_MM,
         "auc_vertices": aligned_measures.auc,
         "f5": float(f_score_5mm),
         "f15": float(f_score_15mm),

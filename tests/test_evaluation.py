@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from clip_hand3d.evaluation import aligned_mean_shape, mean_pose_pa_mpjpe, mean_shape_pa_mpjpe
+from clip_hand3d.evaluation import aligned_mean_shape, mean_pose_pa_mpjpe, mean_shape_pa_mpjpe, score_predictions
 from clip_hand3d.metrics import procrustes_align
 
 
@@ -61,3 +61,21 @@ def test_the_aligned_mean_of_two_shapes_lies_between_them(hand_shape):
     between = mean_shape_pa_mpjpe(train, [(hand_shape + other) / 2 - (hand_shape + other)[:1] / 2])
     assert between < 0.2 * min(to_first, to_second)
     assert to_first == pytest.approx(to_second, rel=0.2)
+
+
+def test_unaligned_errors_of_root_relative_predictions_are_the_root_relative_ones():
+    rng = np.random.default_rng(3)
+    gt_joints, gt_vertices = rng.normal(scale=0.04, size=(4, 21, 3)), rng.normal(scale=0.04, size=(4, 50, 3))
+    pred_joints = gt_joints + rng.normal(scale=0.01, size=gt_joints.shape)
+    pred_vertices = gt_vertices + rng.normal(scale=0.01, size=gt_vertices.shape)
+    # As `predict` returns them: every set centred on its own wrist.
+    predictions = {
+        "pred_joints": pred_joints - pred_joints[:, :1],
+        "gt_joints": gt_joints - gt_joints[:, :1],
+        "pred_vertices": pred_vertices - pred_joints[:, :1],
+        "gt_vertices": gt_vertices - gt_joints[:, :1],
+        "vertices_valid": np.ones(4, dtype=bool),
+    }
+    scores = score_predictions(predictions)
+    assert scores["mpjpe_absolute"] == pytest.approx(scores["mpjpe"]) and scores["mpjpe"] > 1.0
+    assert scores["mpvpe_absolute"] == pytest.approx(scores["mpvpe"]) and scores["mpvpe"] > 1.0

@@ -1,4 +1,4 @@
-"""Tests of the `evaluate` module metrics/hand_mesh_metrics, loaded from its local folder without network."""
+"""Tests of the `evaluate` module evaluate_metrics/hand_mesh_metrics, loaded from its local folder without network."""
 
 from pathlib import Path
 
@@ -7,7 +7,7 @@ import pytest
 
 from clip_hand3d.metrics import freihand_scores
 
-METRIC_FOLDER = Path(__file__).resolve().parents[2] / "metrics" / "hand_mesh_metrics"
+METRIC_FOLDER = Path(__file__).resolve().parents[2] / "evaluate_metrics" / "hand_mesh_metrics"
 
 
 @pytest.fixture
@@ -55,6 +55,15 @@ def test_compute_with_joints_only_has_no_vertex_scores(hand_mesh_metrics, hands)
     assert scores.keys() == expected.keys()
     assert "f5" not in scores and "pa_mpvpe" not in scores
     assert scores["mpjpe"] == pytest.approx(expected["mpjpe"])
+
+
+def test_moved_hand_has_an_absolute_error_only(hand_mesh_metrics):
+    # The docstring's example: the ground truth moved by 3, 4, 0 mm.
+    joints = [[0.01 * i, 0.002 * i * i, 0.5 + 0.001 * i] for i in range(21)]
+    moved = [[x + 0.003, y + 0.004, z] for x, y, z in joints]
+    scores = hand_mesh_metrics.compute(predictions=[{"joints": moved}], references=[{"joints": joints}])
+    assert scores["mpjpe_absolute"] == pytest.approx(5.0)
+    assert scores["mpjpe"] == pytest.approx(0.0, abs=1e-9) and scores["pa_mpjpe"] == pytest.approx(0.0, abs=1e-3)
 
 
 def test_numpy_samples_and_incremental_adds_give_the_same_scores(hand_mesh_metrics, hands):

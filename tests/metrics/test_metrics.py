@@ -87,10 +87,14 @@ def reference_fscore(gt: np.ndarray, pred: np.ndarray, threshold: float) -> floa
 
 def reference_scores(pred_joints, gt_joints, pred_vertices, gt_vertices) -> dict:
     joints_aligned, joints_root_relative = ReferenceEvalUtil(21), ReferenceEvalUtil(21)
-    vertices_aligned = ReferenceEvalUtil(gt_vertices.shape[1])
+    joints_unaligned = ReferenceEvalUtil(21)
+    num_vertices = gt_vertices.shape[1]
+    vertices_aligned, vertices_unaligned = ReferenceEvalUtil(num_vertices), ReferenceEvalUtil(num_vertices)
     f_5, f_15 = [], []
     for xyz_pred, xyz, verts_pred, verts in zip(pred_joints, gt_joints, pred_vertices, gt_vertices, strict=True):
         joints_root_relative.feed(xyz - xyz[0], xyz_pred - xyz_pred[0])
+        joints_unaligned.feed(xyz, xyz_pred)
+        vertices_unaligned.feed(verts, verts_pred)
         joints_aligned.feed(xyz, reference_align_w_scale(xyz, xyz_pred))
         verts_pred_aligned = reference_align_w_scale(verts, verts_pred)
         vertices_aligned.feed(verts, verts_pred_aligned)
@@ -100,6 +104,8 @@ def reference_scores(pred_joints, gt_joints, pred_vertices, gt_vertices) -> dict
     rr_mean, rr_median, rr_auc_20_50, _ = joints_root_relative.get_measures(0.02, 0.05, 20)
     _, _, rr_auc_0_30, _ = joints_root_relative.get_measures(0.0, 0.03, 20)
     verts_mean, _, verts_auc, verts_curve = vertices_aligned.get_measures(0.0, 0.05, 100)
+    unaligned_mean, _, _, _ = joints_unaligned.get_measures(0.0, 0.05, 100)
+    unaligned_verts_mean, _, _, _ = vertices_unaligned.get_measures(0.0, 0.05, 100)
     return {
         "pa_mpjpe": pa_mean * 1000,
         "median_pa_mpjpe": pa_median * 1000,
@@ -109,6 +115,8 @@ def reference_scores(pred_joints, gt_joints, pred_vertices, gt_vertices) -> dict
         "median_mpjpe": rr_median * 1000,
         "auc_20_50": rr_auc_20_50,
         "auc_0_30": rr_auc_0_30,
+        "mpjpe_absolute": unaligned_mean * 1000,
+        "mpvpe_absolute": unaligned_verts_mean * 1000,
         "pa_mpvpe": verts_mean * 1000,
         "auc_vertices": verts_auc,
         "pck_vertices": verts_curve,
@@ -201,6 +209,40 @@ def test_root_relative_errors_of_known_offsets():
     assert scores["auc_20_50"] == pytest.approx(1.0)
 
 
+def test_absolute_errors_of_known_offsets():
+    _, gt_joints, _, gt_vertices = random_hands(np.random.default_rng(5), batch_size=2)
+    offset = np.array([0.003, 0.004, 0.0])  # 5 mm
+    # The whole hand moved: no root-relative error, but every point is 5 mm off in the camera frame.
+    moved = freihand_scores(gt_joints + offset, gt_joints, gt_vertices + offset, gt_vertices)
+    assert moved["mpjpe_absolute"] == pytest.approx(5.0) and moved["mpvpe_absolute"] == pytest.approx(5.0)
+    assert moved["mpjpe"] == pytest.approx(0.0, abs=1e-9)
+    # Every joint but the wrist moved by 5 mm, in one sample of two: 20 of 42 joints are 5 mm off.
+    fingers_moved = gt_joints.copy()
+    fingers_moved[0, 1:] += offset
+    scores = freihand_scores(fingers_moved, gt_joints, gt_vertices, gt_vertices)
+    assert scores["mpjpe_absolute"] == pytest.approx(5.0 * 20 / 42)
+    assert scores["mpvpe_absolute"] == pytest.approx(0.0, abs=1e-12)
+    # One joint 3, 4, 12 mm off (a 13 mm distance) in one of two samples: 13 / 42 mm.
+    one_joint = gt_joints.copy()
+    one_joint[1, 7] += [0.003, 0.004, 0.012]
+    assert freihand_scores(one_joint, gt_joints)["mpjpe_absolute"] == pytest.approx(13.0 / 42)
+
+
+def test_absolute_errors_are_the_mean_distance_without_alignment():
+    pred_joints, gt_joints, pred_vertices, gt_vertices = random_hands(np.random.default_rng(8), batch_size=5)
+    # Camera-frame points: the hands half a metre in front of the camera.
+    depth = np.array([0.0, 0.0, 0.5])
+    scores = freihand_scores(pred_joints + depth, gt_joints + depth, pred_vertices + depth, gt_vertices + depth)
+    # FreiHAND's unaligned error: mean over samples and points of the Euclidean distance, in mm.
+    distances = np.sqrt(((pred_joints - gt_joints) ** 2).sum(axis=-1))
+    assert scores["mpjpe_absolute"] == pytest.approx(1000 * distances.mean(), rel=1e-12)
+    vertex_distances = np.sqrt(((pred_vertices - gt_vertices) ** 2).sum(axis=-1))
+    assert scores["mpvpe_absolute"] == pytest.approx(1000 * vertex_distances.mean(), rel=1e-12)
+    # random_hands shifts every predicted hand as a whole by about a metre: the absolute error sees the shift,
+    # the root-relative one does not.
+    assert scores["mpjpe_absolute"] > 10 * scores["mpjpe"]
+
+
 def test_pck_measures_hand_computed():
     # Keypoint 0 has errors 0, 1, 5; keypoint 1 has 2, 3, 4.
     errors = np.array([[0.0, 2.0], [1.0, 3.0], [5.0, 4.0]])
@@ -251,7 +293,7 @@ def test_point_errors_are_euclidean():
 def test_scores_without_vertices_have_no_vertex_keys():
     pred_joints, gt_joints, _, _ = random_hands(np.random.default_rng(6), batch_size=2, num_vertices=1)
     scores = freihand_scores(pred_joints, gt_joints)
-    assert not {"pa_mpvpe", "mpvpe", "auc_vertices", "f5", "f15", "pck_vertices"} & scores.keys()
+    assert not {"pa_mpvpe", "mpvpe", "mpvpe_absolute", "auc_vertices", "f5", "f15", "pck_vertices"} & scores.keys()
     assert len(scores["pck_joints"]) == len(scores["pck_thresholds_mm"]) == 100
 
 

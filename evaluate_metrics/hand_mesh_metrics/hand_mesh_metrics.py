@@ -1,6 +1,6 @@
 """Hand pose and mesh metrics as FreiHAND's official evaluation computes them, as a Hugging Face `evaluate` module.
 
-Load it from this folder: `evaluate.load("metrics/hand_mesh_metrics")`. The numbers come from
+Load it from this folder: `evaluate.load("evaluate_metrics/hand_mesh_metrics")`. The numbers come from
 `clip_hand3d.metrics.freihand_scores`; see the metric card (README.md) for the definitions.
 """
 
@@ -22,8 +22,9 @@ _CITATION = """\
 _DESCRIPTION = """\
 3D hand pose and mesh metrics computed exactly as FreiHAND's official evaluation computes them: Procrustes-aligned
 joint and vertex errors (PA-MPJPE, PA-MPVPE), PCK curves and their AUC over 0-50 mm, and F-scores of the aligned
-mesh at 5 mm and 15 mm; plus root-relative errors (MPJPE, MPVPE) and the AUCs over 20-50 mm (STB/RHD convention)
-and 0-30 mm (CLIP-Hand3D's ablations). Inputs are in metres, errors are reported in millimetres.
+mesh at 5 mm and 15 mm, and the unaligned errors of the points as given (absolute for camera-frame points:
+MPJPE_absolute, MPVPE_absolute); plus root-relative errors (MPJPE, MPVPE) and the AUCs over 20-50 mm (STB/RHD
+convention) and 0-30 mm (CLIP-Hand3D's ablations). Inputs are in metres, errors are reported in millimetres.
 """
 
 _KWARGS_DESCRIPTION = """
@@ -35,18 +36,19 @@ Args:
         both predictions and references, or for none.
 
 Returns:
-    `dict` with `pa_mpjpe`, `median_pa_mpjpe`, `mpjpe`, `median_mpjpe` (mm), `auc_joints`, `auc_20_50`,
-    `auc_0_30`, the curves `pck_thresholds_mm` and `pck_joints`, and, with vertices, `pa_mpvpe`, `mpvpe` (mm),
+    `dict` with `pa_mpjpe`, `median_pa_mpjpe`, `mpjpe`, `median_mpjpe` (root-relative), `mpjpe_absolute`
+    (FreiHAND's unaligned error) (mm), `auc_joints`, `auc_20_50`, `auc_0_30`, the curves `pck_thresholds_mm` and
+    `pck_joints`, and, with vertices, `pa_mpvpe`, `mpvpe` (root-relative), `mpvpe_absolute` (unaligned) (mm),
     `auc_vertices`, `pck_vertices`, `f5`, `f15`.
 
 Examples:
     >>> import evaluate
-    >>> hand_mesh_metrics = evaluate.load("metrics/hand_mesh_metrics")
+    >>> hand_mesh_metrics = evaluate.load("evaluate_metrics/hand_mesh_metrics")
     >>> joints = [[0.01 * i, 0.002 * i * i, 0.5 + 0.001 * i] for i in range(21)]
     >>> moved = [[x + 0.003, y + 0.004, z] for x, y, z in joints]
     >>> scores = hand_mesh_metrics.compute(predictions=[{"joints": moved}], references=[{"joints": joints}])
-    >>> round(scores["mpjpe"], 6), round(scores["pa_mpjpe"], 3)
-    (0.0, 0.0)
+    >>> round(scores["mpjpe"], 6), round(scores["pa_mpjpe"], 3), round(scores["mpjpe_absolute"], 6)
+    (0.0, 0.0, 5.0)
 """
 
 HAND_KEYS = ("joints", "vertices")
