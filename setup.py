@@ -30,5 +30,5 @@ setup(
         "psutil",
     ],
     extras_require={"test": ["pytest", "ruff"]},
-    entry_points={"console_scripts": ["clip-hand3d=clip_hand3d.cli:main"]},
+    entry_points={"console_scripts": ["clip-hand3d=clip_hand3d.commands:main"]},
 )

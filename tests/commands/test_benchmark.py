@@ -8,7 +8,7 @@ import torch
 
 from clip_hand3d.benchmark import measure
 from clip_hand3d.benchmark.report import results_to_markdown
-from clip_hand3d.cli import build_parser
+from clip_hand3d.commands import build_parser
 from tests.benchmark.test_measure import TINY_TEXT_PARAMETERS
 
 TINY = "clip-hand3d-tiny"

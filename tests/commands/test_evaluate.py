@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from clip_hand3d.cli import main
+from clip_hand3d.commands import main
 
 
 def test_evaluate_prints_writes_scores_and_freihand_predictions(tmp_path, tiny_model, capsys):

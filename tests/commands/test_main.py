@@ -1,6 +1,6 @@
 """The `clip-hand3d` command: every subcommand is there."""
 
-from clip_hand3d.cli import build_parser
+from clip_hand3d.commands import build_parser
 
 
 def test_every_subcommand_is_registered():
