@@ -178,7 +178,8 @@ class HandTopology:
         found["joint_regressor"] = self.joint_regressor
         if len(self.upsample) != len(sizes) - 1:
             raise ValueError(
-                f"a topology with {len(sizes)} levels needs {len(sizes) - 1} upsample tensors, got {len(self.upsample)}"
+                f"a topology with {len(sizes)} levels needs {len(sizes) - 1} upsample tensors, "
+                f"got {len(self.upsample)}"
             )
         for name, (shape, _) in expected.items():
             if tuple(found[name].shape) != shape or not found[name].is_floating_point():

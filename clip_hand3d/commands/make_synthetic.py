@@ -37,6 +37,6 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> None:
-    """`clip-hand3d make-synthetic`: `write_synthetic_freihand` with the parsed arguments, then one line saying where."""
+    """`clip-hand3d make-synthetic`: `write_synthetic_freihand` with the parsed arguments; prints where."""
     out_dir = write_synthetic_freihand(args.out, args.num, args.seed, args.split, args.image_size, args.num_proc)
     print(f"wrote {args.num} synthetic {args.split} samples to {out_dir}")

@@ -1,0 +1,29 @@
+"""The built-in synthetic hand data set: random hands of the package's parametric model, rendered on the CPU.
+
+Every sample is a pure function of `(seed, split, index)`: its random generator is seeded from those three
+numbers alone, so any subset of a data set can be regenerated on its own, in any order and in parallel, and
+the "train" and "test" splits draw from disjoint streams.
+
+One sample: an anatomically plausible pose and shape of `ParametricHand`, any global orientation (palm or back
+of the hand to the camera, fingers up, down or sideways), a random pinhole camera (focal length 0.8-1.6 x the
+image side, principal point near the centre), the hand 0.3-0.8 m in front of it with its box covering 35-90 %
+of the image side, a forearm bent a little at the wrist (bare or in a sleeve, its cut end out of the image; left
+out when it cannot be), a skin tone from light to dark (palms lighter) with smooth variation over the skin, a
+random light, and a procedural background (gradients, low-frequency noise textures, stripes, rectangles,
+ellipses, polygons) with sensor grain.
+Labels are exact: the joints and vertices that were rendered, in the camera frame, in metres. The mask is the
+hand's visible pixels (the forearm occludes it but is not part of it).
+
+Modules, by job: `hand`, `camera`, `forearm` (the geometry of a sample), `appearance` (skin colours and
+backgrounds), `scene` (the sample's generator and everything it draws), `render` (a scene as a row, mirrored for
+left hands), `dataset` (`load_synthetic`, a cached `datasets.Dataset` in the shared schema
+`HAND_FEATURES_WITH_MESH`, and `iter_synthetic`, a streaming `datasets.IterableDataset`), `freihand_export`
+(`write_synthetic_freihand`, the `make-synthetic` command: the FreiHAND folder layout that
+`clip_hand3d.data.freihand.load_freihand` reads) and `validation` (the argument checks they share).
+"""
+
+from clip_hand3d.data.synthetic.dataset import SYNTHETIC_DATA_VERSION, iter_synthetic, load_synthetic
+from clip_hand3d.data.synthetic.freihand_export import write_synthetic_freihand
+from clip_hand3d.data.synthetic.render import render_sample
+
+__all__ = ["SYNTHETIC_DATA_VERSION", "iter_synthetic", "load_synthetic", "render_sample", "write_synthetic_freihand"]
