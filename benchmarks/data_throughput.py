@@ -4,8 +4,8 @@ Each row is read from a `datasets.Dataset` as train.py reads it (`with_sample_tr
 numpy format; `--reader python` reads every column as Python lists through `Dataset.with_transform` instead;
 `--reader cached` crops every row once without augmentation and reads the crops, as train.py does without
 `--augment`), augmented by `HandSampleTransform` (train preset, optionally two views), collated by
-`collate_hand_batch`, and, when `clip_hand3d.processing` is there, given its three tokenised prompts by
-`CLIPHand3DProcessor` inside the collate function (so the workers do it). The rows come from the built-in synthetic set when `clip_hand3d.data.synthetic` is there (rendered once and
+`collate_hand_batch`, and given its three tokenised prompts by `CLIPHand3DProcessor` inside the collate function
+(so the workers do it). The rows come from the built-in synthetic set when `clip_hand3d.data.synthetic` is there (rendered once and
 cached under --cache-dir), otherwise from hand-made rows (a smooth random image, a grid of joints, a blob of
 vertices).
 
@@ -26,14 +26,12 @@ import PIL.Image
 import torch
 from datasets import Dataset, Features
 
-from clip_hand3d.data.transforms import (
-    HandAugmentationConfig,
-    HandSampleTransform,
-    collate_hand_batch,
-    make_batch_transform,
-)
+from clip_hand3d.image_processing import CLIPHand3DImageProcessor
+from clip_hand3d.processing import CLIPHand3DProcessor
+from clip_hand3d.training.augmentation import HandAugmentationConfig
 from clip_hand3d.training.crop_cache import PrecomputedHandRows, precompute_samples
-from clip_hand3d.training.data import INDEX_COLUMN, with_sample_transform
+from clip_hand3d.training.data import INDEX_COLUMN, collate_hand_batch, with_sample_transform
+from clip_hand3d.training.transforms import HandBatchTransform, HandSampleTransform
 
 
 def parse_args() -> argparse.Namespace:
@@ -94,15 +92,14 @@ def build_dataset(num_samples: int, image_size: int, cache_dir: str) -> tuple[Da
 class TokenizingCollate:
     """`collate_hand_batch`, plus the processor's `text_input_ids` / `text_attention_mask` from `joints_xyz`."""
 
-    def __init__(self, processor=None):
+    def __init__(self, processor: CLIPHand3DProcessor):
         self.processor = processor
 
     def __call__(self, samples: list[dict]) -> dict[str, torch.Tensor]:
         batch = collate_hand_batch(samples)
-        if self.processor is not None:
-            text = self.processor(joints_xyz=batch["joints_xyz"], generator=np.random.default_rng())
-            batch["text_input_ids"] = text["text_input_ids"]
-            batch["text_attention_mask"] = text["text_attention_mask"]
+        text = self.processor(joints_xyz=batch["joints_xyz"], generator=np.random.default_rng())
+        batch["text_input_ids"] = text["text_input_ids"]
+        batch["text_attention_mask"] = text["text_attention_mask"]
         return batch
 
 
@@ -134,9 +131,8 @@ def main() -> None:
         dataset, source = build_dataset(args.num_samples, args.image_size, args.cache_dir or temporary_dir)
         print(f"{len(dataset)} rows from the {source}, built in {time.perf_counter() - start:.1f} s")
         augmentation = HandAugmentationConfig.eval() if args.reader == "cached" else HandAugmentationConfig.train()
-        transform = HandSampleTransform(
-            image_size=args.image_size, augmentation=augmentation, two_views=args.two_views
-        )
+        processor = CLIPHand3DProcessor(CLIPHand3DImageProcessor(image_size=args.image_size))
+        transform = HandSampleTransform(processor.image_processor, augmentation=augmentation, two_views=args.two_views)
         if args.reader == "numpy":
             dataset = with_sample_transform(dataset.add_column(INDEX_COLUMN, np.arange(len(dataset))), transform)
         elif args.reader == "cached":
@@ -145,15 +141,9 @@ def main() -> None:
             dataset = PrecomputedHandRows(crops, transform)
             print(f"cropped once in {time.perf_counter() - start:.1f} s")
         else:
-            dataset = dataset.with_transform(make_batch_transform(transform))
-        processor = None
-        if importlib.util.find_spec("clip_hand3d.processing") is not None:
-            from clip_hand3d.processing import CLIPHand3DProcessor
-
-            processor = CLIPHand3DProcessor()
+            dataset = dataset.with_transform(HandBatchTransform(transform))
         print(
             f"batch {args.batch_size}, two views: {args.two_views}, reader: {args.reader}, "
-            f"prompt tokens: {'CLIPHand3DProcessor' if processor else 'none (no clip_hand3d.processing)'}, "
             f"torch threads: {torch.get_num_threads()}"
         )
         for num_workers in args.workers:

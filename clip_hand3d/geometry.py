@@ -4,7 +4,7 @@ Conventions (see DESIGN.md): camera frame as OpenCV (x right, y down, z away fro
 Pixel coordinates are continuous with pixel centres at integers (OpenCV): the top-left pixel covers
 [-0.5, 0.5] x [-0.5, 0.5].
 
-The model predicts joints and vertices in *uvd space* of its input crop:
+The model predicts joints and vertices in *uvd space* of its input crop (`UVDSpace`):
 - u, v: crop pixels scaled to the heatmap, `u = x_crop * heatmap_size / image_size`, in [0, heatmap_size);
 - d: depth relative to the root joint (the wrist) in bins, `d = (z - z_root) / depth_range * depth_size +
   depth_size / 2`, so the root sits in the middle bin and the bins span `depth_range` metres.
@@ -15,9 +15,9 @@ rotation/mirror `R` about the optical axis and `K' = A K R^T`, so `project(R X, 
 exactly. The labels therefore move by exactly the transform that moved the pixels.
 """
 
-import numpy as np
+from dataclasses import dataclass
 
-CROP_MARGIN = 1.3
+import numpy as np
 
 
 def to_homogeneous_affine(affine: np.ndarray) -> np.ndarray:
@@ -39,9 +39,7 @@ def invert_affine(affine: np.ndarray) -> np.ndarray:
     return np.linalg.inv(to_homogeneous_affine(affine))[..., :2, :]
 
 
-def square_box_affine(
-    box: np.ndarray, output_size: int, margin: float = CROP_MARGIN, mirror: bool = False
-) -> np.ndarray:
+def square_box_affine(box: np.ndarray, output_size: int, margin: float, mirror: bool = False) -> np.ndarray:
     """(2, 3) affine mapping original pixels to a square crop of side `output_size` around `box`.
 
     Args:
@@ -99,71 +97,76 @@ def camera_after_affine(affine: np.ndarray, K: np.ndarray) -> tuple[np.ndarray, 
     return K_new, R
 
 
-def xyz_to_uvd(
-    points_xyz: np.ndarray,
-    K_crop: np.ndarray,
-    root_depth: float,
-    image_size: int,
-    heatmap_size: int,
-    depth_size: int,
-    depth_range: float,
-) -> np.ndarray:
-    """Camera-frame points (N, 3) in metres -> uvd (N, 3) of the crop whose intrinsics are `K_crop`.
+@dataclass(frozen=True)
+class UVDSpace:
+    """The model's coordinate space of one crop (see the module docstring).
 
-    `root_depth` is the z of the root joint in metres; `depth_range` in metres.
-    """
-    uv = project(points_xyz, K_crop) * (heatmap_size / image_size)
-    d = (points_xyz[..., 2] - root_depth) / depth_range * depth_size + depth_size / 2
-    return np.concatenate([uv, d[..., None]], axis=-1)
-
-
-def uvd_to_xyz(
-    uvd: np.ndarray,
-    K_crop: np.ndarray,
-    root_depth: float,
-    image_size: int,
-    heatmap_size: int,
-    depth_size: int,
-    depth_range: float,
-) -> np.ndarray:
-    """Inverse of `xyz_to_uvd`: uvd (N, 3) -> camera-frame points (N, 3) in metres, given the root's depth."""
-    uvd = np.asarray(uvd, dtype=np.float64)
-    K_crop = np.asarray(K_crop, dtype=np.float64)
-    pixels = uvd[..., :2] * (image_size / heatmap_size)
-    z = root_depth + (uvd[..., 2] - depth_size / 2) / depth_size * depth_range
-    homogeneous = np.concatenate([pixels, np.ones_like(pixels[..., :1])], axis=-1)
-    rays = homogeneous @ np.linalg.inv(K_crop).T
-    return rays / rays[..., 2:3] * z[..., None]
-
-
-def root_depth_from_bone_length(
-    uvd: np.ndarray,
-    K_crop: np.ndarray,
-    bone: tuple[int, int],
-    bone_length: float,
-    image_size: int,
-    heatmap_size: int,
-    depth_size: int,
-    depth_range: float,
-) -> float:
-    """The root depth (metres) at which the joints `uvd` (21, 3) give `bone` the metric length `bone_length`.
-
-    The length of the bone grows monotonically with the root depth once the camera is in front of the
-    hand, so a bisection on [near, far] finds it.
+    Attributes:
+        image_size: side of the square crop, pixels.
+        heatmap_size: u, v resolution, heatmap pixels (`u = x_crop * heatmap_size / image_size`).
+        depth_size: number of depth bins of d.
+        depth_range: metres spanned by the depth bins, centred on the root joint.
     """
 
-    def length_at(depth: float) -> float:
-        joints = uvd_to_xyz(uvd, K_crop, depth, image_size, heatmap_size, depth_size, depth_range)
-        return float(np.linalg.norm(joints[bone[0]] - joints[bone[1]]))
+    image_size: int
+    heatmap_size: int
+    depth_size: int
+    depth_range: float
 
-    near = depth_range / 2 + 1e-3
-    far = near
-    while length_at(far) < bone_length and far < 1e4:
-        far *= 2
-    for _ in range(60):
-        middle = (near + far) / 2
-        if length_at(middle) < bone_length:
-            near = middle
-        else:
-            far = middle
-    return (near + far) / 2
+    @classmethod
+    def from_config(cls, config) -> "UVDSpace":
+        """The uvd space of a `CLIPHand3DConfig` (or anything with the four attributes)."""
+        return cls(config.image_size, config.heatmap_size, config.depth_size, config.depth_range)
+
+    @property
+    def heatmap_per_pixel(self) -> float:
+        """Heatmap units per crop pixel."""
+        return self.heatmap_size / self.image_size
+
+    def xyz_to_uvd(self, points_xyz: np.ndarray, K_crop: np.ndarray, root_depth: float) -> np.ndarray:
+        """Camera-frame points (..., N, 3) in metres -> uvd (..., N, 3) of the crop whose intrinsics are `K_crop`.
+
+        `root_depth` is the z of the root joint in metres.
+        """
+        uv = project(points_xyz, K_crop) * self.heatmap_per_pixel
+        d = (points_xyz[..., 2] - root_depth) / self.depth_range * self.depth_size + self.depth_size / 2
+        return np.concatenate([uv, d[..., None]], axis=-1)
+
+    def uvd_to_xyz(self, uvd: np.ndarray, K_crop: np.ndarray, root_depth: float) -> np.ndarray:
+        """Inverse of `xyz_to_uvd`: uvd (N, 3) -> camera-frame points (N, 3) in metres, given the root's depth."""
+        uvd = np.asarray(uvd, dtype=np.float64)
+        pixels = uvd[..., :2] / self.heatmap_per_pixel
+        z = root_depth + (uvd[..., 2] - self.depth_size / 2) / self.depth_size * self.depth_range
+        homogeneous = np.concatenate([pixels, np.ones_like(pixels[..., :1])], axis=-1)
+        rays = homogeneous @ np.linalg.inv(np.asarray(K_crop, dtype=np.float64)).T
+        return rays / rays[..., 2:3] * z[..., None]
+
+    def contains(self, uvd: np.ndarray) -> np.ndarray:
+        """(..., N) bool: whether u, v lie in [0, heatmap_size) and d in [0, depth_size)."""
+        inside = ((uvd[..., :2] >= 0) & (uvd[..., :2] < self.heatmap_size)).all(axis=-1)
+        return inside & (uvd[..., 2] >= 0) & (uvd[..., 2] < self.depth_size)
+
+    def root_depth_from_bone_length(
+        self, uvd: np.ndarray, K_crop: np.ndarray, bone: tuple[int, int], bone_length: float
+    ) -> float:
+        """The root depth (metres) at which the joints `uvd` (21, 3) give `bone` the metric length `bone_length`.
+
+        The length of the bone grows monotonically with the root depth once the camera is in front of the
+        hand, so a bisection on [near, far] finds it.
+        """
+
+        def length_at(depth: float) -> float:
+            joints = self.uvd_to_xyz(uvd, K_crop, depth)
+            return float(np.linalg.norm(joints[bone[0]] - joints[bone[1]]))
+
+        near = self.depth_range / 2 + 1e-3
+        far = near
+        while length_at(far) < bone_length and far < 1e4:
+            far *= 2
+        for _ in range(60):
+            middle = (near + far) / 2
+            if length_at(middle) < bone_length:
+                near = middle
+            else:
+                far = middle
+        return (near + far) / 2

@@ -21,27 +21,26 @@ import torch
 from transformers import AutoImageProcessor
 from transformers.image_processing_base import BatchFeature
 from transformers.image_processing_utils import BaseImageProcessor
+from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from transformers.processing_utils import ImagesKwargs
 
-from clip_hand3d.data.transforms import IMAGENET_MEAN, IMAGENET_STD, crop_image
 from clip_hand3d.geometry import (
-    CROP_MARGIN,
+    UVDSpace,
     apply_affine,
     camera_after_affine,
     invert_affine,
-    root_depth_from_bone_length,
     square_box_affine,
-    uvd_to_xyz,
 )
+from clip_hand3d.image_utils import crop_image, rgb_image
 from clip_hand3d.modeling.configuration_clip_hand3d import CLIPHand3DConfig
 from clip_hand3d.modeling.hand_joints import NUM_JOINTS, REFERENCE_BONE, ROOT_JOINT
 
+# The crop's side over the longer side of the hand box.
+DEFAULT_CROP_MARGIN = 1.3
 # Mean length (metres) of FreiHAND's reference bone, middle MCP -> middle PIP.
 DEFAULT_BONE_LENGTH = 0.0283
 # Focal length (pixels of the crop) of the virtual camera used when no intrinsics are given.
 DEFAULT_FOCAL_LENGTH = 1000.0
-SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
-TRANSPARENT_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
 
 
 class CLIPHand3DImageProcessorKwargs(ImagesKwargs, total=False):
@@ -66,77 +65,6 @@ def _check_channel_values(name: str, values: Sequence[float]) -> tuple[float, fl
     if len(values) != 3:
         raise ValueError(f"{name} needs one value per RGB channel, got {values}")
     return values
-
-
-def _pil_to_array(image: PIL.Image.Image) -> np.ndarray:
-    """A PIL image -> an (H, W, C) or (H, W) numpy array that `_array_to_rgb` understands."""
-    if image.mode == "RGB":
-        return np.asarray(image)
-    if image.mode in SIXTEEN_BIT_MODES:
-        # 16-bit greyscale (PNG); mode "I" holds it as int32.
-        return np.clip(np.asarray(image), 0, 65535).astype(np.uint16)
-    if image.mode == "F":
-        return np.asarray(image)
-    if image.mode in TRANSPARENT_MODES or image.has_transparency_data:
-        return np.asarray(image.convert("RGBA"))
-    return np.asarray(image.convert("RGB"))
-
-
-def _array_to_unit_float(array: np.ndarray, index: int) -> np.ndarray:
-    """uint8, uint16 or float [0, 1] values -> float32 in [0, 1]."""
-    if array.dtype == np.uint8:
-        return array.astype(np.float32) / 255
-    if array.dtype == np.uint16:
-        return array.astype(np.float32) / 65535
-    if np.issubdtype(array.dtype, np.floating):
-        if not np.isfinite(array).all():
-            raise ValueError(f"image {index} holds NaN or infinite values")
-        if array.min() < 0 or array.max() > 1:
-            raise ValueError(
-                f"image {index}: float images must be in [0, 1], got values in [{array.min()}, {array.max()}]"
-            )
-        return array.astype(np.float32)
-    raise ValueError(f"image {index}: pixel type must be uint8, uint16 or float in [0, 1], got {array.dtype}")
-
-
-def _array_to_rgb(array: np.ndarray, index: int) -> np.ndarray:
-    """(H, W), (H, W, 1), (H, W, 3) or (H, W, 4) array -> (H, W, 3) uint8 RGB; alpha composites on black."""
-    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 3, 4)):
-        raise ValueError(
-            f"image {index} must have shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) (channels last), "
-            f"got {array.shape}"
-        )
-    if array.shape[0] == 0 or array.shape[1] == 0:
-        raise ValueError(f"image {index} is empty (shape {array.shape})")
-    if array.dtype == np.uint8 and array.ndim == 3 and array.shape[2] == 3:
-        return array
-    values = _array_to_unit_float(array, index)
-    if values.ndim == 2:
-        values = values[..., None]
-    if values.shape[2] == 4:
-        values = values[..., :3] * values[..., 3:]
-    if values.shape[2] == 1:
-        values = np.repeat(values, 3, axis=2)
-    return np.round(values * 255).astype(np.uint8)
-
-
-def image_to_rgb(image: PIL.Image.Image | np.ndarray, index: int = 0) -> np.ndarray:
-    """Any supported image -> (H, W, 3) uint8 RGB array.
-
-    PIL images of any mode (alpha composited on black, greyscale repeated, 16-bit scaled to 8-bit) or numpy
-    arrays (H, W), (H, W, 1), (H, W, 3), (H, W, 4) of uint8, uint16 or float in [0, 1]. `index` names the
-    sample in error messages.
-    """
-    if isinstance(image, PIL.Image.Image):
-        if image.width == 0 or image.height == 0:
-            raise ValueError(f"image {index} is empty (size {image.size})")
-        return _array_to_rgb(_pil_to_array(image), index)
-    if isinstance(image, np.ndarray):
-        return _array_to_rgb(image, index)
-    raise ValueError(
-        f"image {index} must be a PIL image or a numpy array (H, W[, C]), got {type(image).__module__}."
-        f"{type(image).__name__}"
-    )
 
 
 def _as_image_list(images) -> list:
@@ -262,9 +190,9 @@ class CLIPHand3DImageProcessor(BaseImageProcessor):
     def __init__(
         self,
         image_size: int = 224,
-        crop_margin: float = CROP_MARGIN,
-        image_mean: Sequence[float] = IMAGENET_MEAN,
-        image_std: Sequence[float] = IMAGENET_STD,
+        crop_margin: float = DEFAULT_CROP_MARGIN,
+        image_mean: Sequence[float] = IMAGENET_DEFAULT_MEAN,
+        image_std: Sequence[float] = IMAGENET_DEFAULT_STD,
         heatmap_size: int = 56,
         depth_size: int = 56,
         depth_range: float = 0.3,
@@ -307,11 +235,17 @@ class CLIPHand3DImageProcessor(BaseImageProcessor):
             return square_box_affine((-0.5, -0.5, width - 0.5, height - 0.5), self.image_size, 1.0, is_left)
         return square_box_affine(box, self.image_size, self.crop_margin, is_left)
 
-    def normalize_crop(self, crop: np.ndarray) -> np.ndarray:
-        """(S, S, 3) uint8 crop -> (3, S, S) float32 `(pixel / 255 - mean) / std`."""
-        values = crop.astype(np.float32) / 255
-        values = (values - np.asarray(self.image_mean, dtype=np.float32)) / np.asarray(self.image_std, np.float32)
-        return np.ascontiguousarray(values.transpose(2, 0, 1))
+    def normalize(self, pixels: np.ndarray) -> np.ndarray:
+        """RGB crops, channels first (..., 3, S, S), as uint8 or as floats in [0, 1] -> the network's float32
+        input `(value - image_mean) / image_std`, value in [0, 1]."""
+        std = np.asarray(self.image_std, dtype=np.float32)[:, None, None]
+        offset = -np.asarray(self.image_mean, dtype=np.float32)[:, None, None] / std
+        scale = 1 / (255 * std) if pixels.dtype == np.uint8 else 1 / std
+        return pixels * scale + offset
+
+    def crop(self, image: PIL.Image.Image, affine: np.ndarray) -> np.ndarray:
+        """The (S, S, 3) uint8 crop of an RGB PIL `image` through `affine` (original pixels -> crop pixels)."""
+        return np.asarray(crop_image(image, affine, self.image_size))
 
     def preprocess(self, images, boxes=None, is_left=None, return_tensors: str | None = "pt") -> BatchFeature:
         """Crop, mirror and normalise a batch of hand images.
@@ -333,13 +267,12 @@ class CLIPHand3DImageProcessor(BaseImageProcessor):
         flags = _is_left_array(is_left, batch_size)
         pixel_values, transforms, sizes = [], [], []
         for index, (image, box, left) in enumerate(zip(images, box_list, flags, strict=True)):
-            rgb = image_to_rgb(image, index)
-            height, width = rgb.shape[:2]
-            affine = self.crop_transform(box, height, width, bool(left))
-            crop = np.asarray(crop_image(PIL.Image.fromarray(rgb), affine, self.image_size))
-            pixel_values.append(self.normalize_crop(crop))
+            rgb = rgb_image(image, f"image {index}")
+            affine = self.crop_transform(box, rgb.height, rgb.width, bool(left))
+            crop = self.crop(rgb, affine)
+            pixel_values.append(self.normalize(crop.transpose(2, 0, 1)))
             transforms.append(affine)
-            sizes.append((height, width))
+            sizes.append((rgb.height, rgb.width))
         data = {
             "pixel_values": np.stack(pixel_values),
             "crop_transforms": np.stack(transforms).astype(np.float32),
@@ -423,8 +356,8 @@ class CLIPHand3DImageProcessor(BaseImageProcessor):
         The bone's depth difference is metric in uvd space, so a bone predicted steeper than `length` stays
         longer than `length` at every root depth; the nearest root depth the depth bins allow is then used.
         """
-        depth = root_depth_from_bone_length(joints_uvd, K_crop, REFERENCE_BONE, length, *self._uvd_space)
-        bone = uvd_to_xyz(joints_uvd[list(REFERENCE_BONE)], K_crop, depth, *self._uvd_space)
+        depth = self.uvd_space.root_depth_from_bone_length(joints_uvd, K_crop, REFERENCE_BONE, length)
+        bone = self.uvd_space.uvd_to_xyz(joints_uvd[list(REFERENCE_BONE)], K_crop, depth)
         achieved = float(np.linalg.norm(bone[0] - bone[1]))
         if abs(achieved - length) > 1e-6 * length:
             depth_difference = abs(bone[0, 2] - bone[1, 2])
@@ -446,9 +379,9 @@ class CLIPHand3DImageProcessor(BaseImageProcessor):
     ) -> dict[str, np.ndarray]:
         """Keypoints in original pixels and joints / vertices in the original camera frame (metres) of one sample."""
         # Crop-camera points are R @ X; as rows, X = crop_point @ R.
-        joints_cam = uvd_to_xyz(joints_uvd, K_crop, root_depth, *self._uvd_space) @ R
-        vertices_cam = uvd_to_xyz(vertices_uvd, K_crop, root_depth, *self._uvd_space) @ R
-        crop_pixels = joints_uvd[:, :2] * (self.image_size / self.heatmap_size)
+        joints_cam = self.uvd_space.uvd_to_xyz(joints_uvd, K_crop, root_depth) @ R
+        vertices_cam = self.uvd_space.uvd_to_xyz(vertices_uvd, K_crop, root_depth) @ R
+        crop_pixels = joints_uvd[:, :2] / self.uvd_space.heatmap_per_pixel
         return {
             "keypoints_2d": apply_affine(crop_pixels, invert_affine(crop_transform)),
             "joints_3d": joints_cam - joints_cam[ROOT_JOINT],
@@ -458,9 +391,9 @@ class CLIPHand3DImageProcessor(BaseImageProcessor):
         }
 
     @property
-    def _uvd_space(self) -> tuple[int, int, int, float]:
-        """(image_size, heatmap_size, depth_size, depth_range): the trailing arguments of the uvd functions."""
-        return self.image_size, self.heatmap_size, self.depth_size, self.depth_range
+    def uvd_space(self) -> UVDSpace:
+        """The uvd space of the crops and of the model's predictions."""
+        return UVDSpace(self.image_size, self.heatmap_size, self.depth_size, self.depth_range)
 
 
 AutoImageProcessor.register(CLIPHand3DConfig, image_processor_classes={"pil": CLIPHand3DImageProcessor}, exist_ok=True)

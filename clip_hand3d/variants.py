@@ -52,3 +52,28 @@ def processor_for_config(config: CLIPHand3DConfig, tokenizer_name_or_path: str |
         num_prompt_joints=config.num_prompt_joints,
         max_text_length=config.max_text_length,
     )
+
+
+def load_processor(
+    name_or_path: str, config: CLIPHand3DConfig, tokenizer_name_or_path: str | None = None
+) -> CLIPHand3DProcessor:
+    """The processor saved with a variant or a trained model (`processor_config.json`), which training crops with
+    exactly as inference will.
+
+    Raises ValueError when its uvd space or prompts differ from `config`'s. `tokenizer_name_or_path` replaces the
+    saved tokenizer, e.g. by the CLIP tokenizer that goes with a pretrained CLIP text tower.
+    """
+    folder = resolve_variant(name_or_path)
+    processor = CLIPHand3DProcessor.from_pretrained(folder)
+    image_processor = processor.image_processor
+    pairs = [(name, getattr(image_processor, name)) for name in ("image_size", "heatmap_size", "depth_size")]
+    pairs += [("depth_range", image_processor.depth_range)]
+    pairs += [(name, getattr(processor, name)) for name in ("num_prompt_joints", "max_text_length")]
+    for name, value in pairs:
+        if value != getattr(config, name):
+            raise ValueError(
+                f"the processor of {folder} has {name}={value}, its model config {name}={getattr(config, name)}"
+            )
+    if tokenizer_name_or_path is not None:
+        processor.tokenizer = load_tokenizer(tokenizer_name_or_path)
+    return processor

@@ -1,4 +1,4 @@
-"""The 21 hand joints: FreiHAND's order, the paper's names and the kinematic tree.
+"""The 21 hand joints (FreiHAND's order, the paper's names, the kinematic tree) and the size of the hand mesh.
 
 Order: 0 wrist; 1-4 thumb, 5-8 index, 9-12 middle, 13-16 ring, 17-20 little, each from base to tip.
 """
@@ -15,5 +15,7 @@ JOINT_PARENTS = (-1,) + tuple(
 )
 
 ROOT_JOINT = 0
+# Vertices of the full hand mesh (MANO's count; the built-in template has as many).
+NUM_VERTICES = 778
 # The bone whose metric length FreiHAND calls the hand's "scale": middle MCP to middle PIP.
 REFERENCE_BONE = (9, 10)

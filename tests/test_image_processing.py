@@ -7,8 +7,9 @@ import pytest
 import torch
 from transformers import AutoImageProcessor
 
-from clip_hand3d.geometry import apply_affine, camera_after_affine, project, square_box_affine, xyz_to_uvd
-from clip_hand3d.image_processing import CLIPHand3DImageProcessor, image_to_rgb
+from clip_hand3d.geometry import apply_affine, camera_after_affine, project, square_box_affine
+from clip_hand3d.image_processing import CLIPHand3DImageProcessor
+from clip_hand3d.image_utils import image_to_rgb
 
 K = np.array([[600.0, 0.0, 320.0], [0.0, 610.0, 240.0], [0.0, 0.0, 1.0]])
 IMAGE_HEIGHT, IMAGE_WIDTH = 480, 640
@@ -230,12 +231,12 @@ def hand_box(joints: np.ndarray) -> tuple[float, float, float, float]:
 def fake_outputs(processor, features, joints_list, vertices_list, K_list) -> SimpleNamespace:
     """Model outputs that are exactly the uvd of the given camera-frame hands in each crop."""
     joints_uvd, vertices_uvd = [], []
-    space = (processor.image_size, processor.heatmap_size, processor.depth_size, processor.depth_range)
+    space = processor.uvd_space
     for index, (joints, vertices, camera) in enumerate(zip(joints_list, vertices_list, K_list, strict=True)):
         K_crop, R = camera_after_affine(features["crop_transforms"][index].numpy().astype(np.float64), camera)
         root_depth = (R @ joints[0])[2]
-        joints_uvd.append(xyz_to_uvd(joints @ R.T, K_crop, root_depth, *space))
-        vertices_uvd.append(xyz_to_uvd(vertices @ R.T, K_crop, root_depth, *space))
+        joints_uvd.append(space.xyz_to_uvd(joints @ R.T, K_crop, root_depth))
+        vertices_uvd.append(space.xyz_to_uvd(vertices @ R.T, K_crop, root_depth))
     return SimpleNamespace(
         joints_uvd=torch.tensor(np.stack(joints_uvd), dtype=torch.float64),
         vertices_uvd=torch.tensor(np.stack(vertices_uvd), dtype=torch.float64),

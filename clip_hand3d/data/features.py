@@ -20,7 +20,7 @@ Two feature objects, because a column of `datasets` has one type for every row: 
 for sets with meshes (FreiHAND, the synthetic renderer) and `HAND_FEATURES` for sets without (RHD, STB,
 Ge et al.'s real-world set). To mix the two (e.g. `concatenate_datasets`), give the mesh-less set an empty
 mesh column: `dataset.map(lambda row: {"vertices_xyz": None}, features=HAND_FEATURES_WITH_MESH)`; a None
-`vertices_xyz` means "no mesh" to `clip_hand3d.data.transforms`.
+`vertices_xyz` means "no mesh" to `clip_hand3d.training.transforms`.
 
 Loaders build datasets with `build_hand_dataset` (a thin `Dataset.from_generator`), validate each candidate
 row with `validate_hand_row`, build it with `make_hand_row` and log what they skipped with `log_rejects`.

@@ -15,9 +15,9 @@ import pyarrow as pa
 import torch
 from datasets import Array2D, Array3D, Dataset, Features, List, Value
 
-from clip_hand3d.data.transforms import HandBatchTransform, HandSampleTransform
 from clip_hand3d.modeling.hand_joints import NUM_JOINTS
 from clip_hand3d.training.data import INDEX_COLUMN, check_index_column, with_sample_transform
+from clip_hand3d.training.transforms import HandBatchTransform, HandSampleTransform
 
 
 def crop_features(image_size: int, num_vertices: int) -> Features:

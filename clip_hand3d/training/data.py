@@ -5,6 +5,7 @@ SPEC is one or more of `synthetic[:N]`, `freihand:PATH`, `rhd:PATH`, `stb:PATH`,
 split (synthetic: N training hands and a disjoint test stream; FreiHAND, RHD, STB: their evaluation splits).
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,13 +15,12 @@ from datasets import Dataset, concatenate_datasets
 
 from clip_hand3d.data import HAND_FEATURES_WITH_MESH, load_freihand, load_rhd, load_stb
 from clip_hand3d.data.synthetic import load_synthetic
-from clip_hand3d.data.transforms import (
-    HandAugmentationConfig,
-    HandSampleTransform,
-    collate_hand_batch,
-)
-from clip_hand3d.modeling import CLIPHand3DConfig
+from clip_hand3d.image_processing import CLIPHand3DImageProcessor
+from clip_hand3d.modeling.losses import LABEL_NAMES, MESH_LABEL_NAMES, VIEW2_LABEL_NAMES, VIEW2_SUFFIX
+from clip_hand3d.modeling.modeling_clip_hand3d import INPUT_NAMES
 from clip_hand3d.processing import CLIPHand3DProcessor
+from clip_hand3d.training.augmentation import HandAugmentationConfig
+from clip_hand3d.training.transforms import HandSampleTransform
 
 DEFAULT_SYNTHETIC_TRAIN = 2000
 DEFAULT_SYNTHETIC_EVAL = 500
@@ -90,21 +90,54 @@ def load_split(
     return dataset.add_column(INDEX_COLUMN, np.arange(len(dataset)))
 
 
-def make_sample_transform(
-    config: CLIPHand3DConfig, train: bool, two_views: bool = False, seed: int | None = None, augment: bool = True
+def training_transform(
+    processor: CLIPHand3DProcessor | CLIPHand3DImageProcessor,
+    augment: bool = False,
+    two_views: bool = False,
+    seed: int | None = None,
 ) -> HandSampleTransform:
-    """The crop/augmentation/targets transform that matches the model's input size and uvd space. Training
-    without `augment` crops exactly like evaluation."""
-    augmented = train and augment
-    return HandSampleTransform(
-        image_size=config.image_size,
-        heatmap_size=config.heatmap_size,
-        depth_size=config.depth_size,
-        depth_range=config.depth_range,
-        augmentation=HandAugmentationConfig.train() if augmented else HandAugmentationConfig.eval(),
-        two_views=two_views and train,
-        seed=seed,
-    )
+    """The transform from a dataset row to the model's inputs and targets, cropped by `processor` (the processor
+    saved with the model, or its image processor). Without `augment` it crops exactly as `processor` does at
+    inference; with it, a random similarity and colour jitter (`HandAugmentationConfig.train()`) come on top."""
+    image_processor = getattr(processor, "image_processor", processor)
+    augmentation = HandAugmentationConfig.train() if augment else HandAugmentationConfig.eval()
+    return HandSampleTransform(image_processor, augmentation=augmentation, two_views=two_views, seed=seed)
+
+
+def model_inputs(batch: Mapping[str, torch.Tensor], predict_mesh: bool, channels_last: bool = False) -> dict:
+    """The keyword arguments of `CLIPHand3DModel.forward` for a collated batch: the inputs it has (`INPUT_NAMES`)
+    and its targets as `labels` (`LABEL_NAMES`). Without the mesh (stage 1 of training) the mesh targets and the
+    second view are left out. With `channels_last`, the images are laid out channels-last like the model's
+    convolution weights."""
+    inputs = {name: batch[name] for name in INPUT_NAMES if name in batch}
+    labels = {name: batch[name] for name in LABEL_NAMES if name in batch}
+    if not predict_mesh:
+        inputs.pop("pixel_values" + VIEW2_SUFFIX, None)
+        labels = {name: value for name, value in labels.items() if name not in MESH_LABEL_NAMES + VIEW2_LABEL_NAMES}
+    if channels_last:
+        inputs = {
+            name: value.contiguous(memory_format=torch.channels_last) if name.startswith("pixel_values") else value
+            for name, value in inputs.items()
+        }
+    return {**inputs, "labels": labels or None, "predict_mesh": predict_mesh}
+
+
+def collate_hand_batch(samples: list[dict]) -> dict[str, torch.Tensor]:
+    """Stack the fields of transformed samples along a new first (batch) dimension: a `DataLoader` collate_fn."""
+    if not samples:
+        raise ValueError("collate_hand_batch needs at least one sample")
+    names = list(samples[0])
+    batch = {}
+    for position, sample in enumerate(samples):
+        if sorted(sample) != sorted(names):
+            raise ValueError(f"sample {position} has fields {sorted(sample)}, sample 0 has {sorted(names)}")
+    for name in names:
+        values = [torch.as_tensor(sample[name]) for sample in samples]
+        shapes = {tuple(value.shape) for value in values}
+        if len(shapes) > 1:
+            raise ValueError(f"field {name!r} has different shapes across samples: {sorted(shapes)}")
+        batch[name] = torch.stack(values)
+    return batch
 
 
 # Array2D columns read as numpy arrays: as Python lists (datasets' default format) the 778 x 3 vertices alone

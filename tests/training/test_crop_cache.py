@@ -5,10 +5,10 @@ import datasets
 import pytest
 import torch
 
-from clip_hand3d.data.transforms import HandAugmentationConfig
+from clip_hand3d.training.augmentation import HandAugmentationConfig
 from clip_hand3d.training.crop_cache import CropBatch, PrecomputedHandRows, hand_samples, precompute_samples
 from clip_hand3d.training.data import INDEX_COLUMN, TransformedHandRows
-from tests.data.test_transforms import IMAGE_SIZE, make_dataset, make_transform
+from tests.training.test_transforms import IMAGE_SIZE, make_dataset, make_transform
 
 
 def indexed_dataset() -> datasets.Dataset:

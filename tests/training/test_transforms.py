@@ -10,18 +10,18 @@ import pytest
 import torch
 from scipy import ndimage
 
-from clip_hand3d.data.transforms import (
+from clip_hand3d.geometry import apply_affine, project, square_box_affine, to_homogeneous_affine
+from clip_hand3d.image_processing import CLIPHand3DImageProcessor
+from clip_hand3d.image_utils import crop_image
+from clip_hand3d.training.augmentation import (
     HandAugmentationConfig,
-    HandSampleTransform,
     ViewAugmentation,
     augmentation_affine,
-    collate_hand_batch,
-    crop_image,
     jitter_colour,
-    make_batch_transform,
     sample_view_augmentation,
 )
-from clip_hand3d.geometry import apply_affine, project, square_box_affine, to_homogeneous_affine
+from clip_hand3d.training.data import collate_hand_batch
+from clip_hand3d.training.transforms import HandBatchTransform, HandSampleTransform
 
 IMAGE_SIZE = 96
 HEATMAP_SIZE = 24
@@ -74,15 +74,14 @@ def make_row(**changes) -> dict:
     return row
 
 
-def make_transform(augmentation: HandAugmentationConfig, **kwargs) -> HandSampleTransform:
-    return HandSampleTransform(
-        image_size=IMAGE_SIZE,
-        heatmap_size=HEATMAP_SIZE,
-        depth_size=DEPTH_SIZE,
-        depth_range=DEPTH_RANGE,
-        augmentation=augmentation,
-        **kwargs,
+def make_processor(**kwargs) -> CLIPHand3DImageProcessor:
+    return CLIPHand3DImageProcessor(
+        image_size=IMAGE_SIZE, heatmap_size=HEATMAP_SIZE, depth_size=DEPTH_SIZE, depth_range=DEPTH_RANGE, **kwargs
     )
+
+
+def make_transform(augmentation: HandAugmentationConfig, **kwargs) -> HandSampleTransform:
+    return HandSampleTransform(make_processor(), augmentation=augmentation, **kwargs)
 
 
 def unnormalise(pixel_values: torch.Tensor) -> np.ndarray:
@@ -145,7 +144,7 @@ def test_dots_at_projected_joints_land_on_transformed_projection(seed):
     distances = np.linalg.norm(expected[inside, None] - dots[None], axis=-1).min(axis=1)
     assert distances.max() < 1.5
     # The augmentation really moved the joints away from the plain crop.
-    plain = apply_affine(project(joints, K), square_box_affine(BOX, IMAGE_SIZE))
+    plain = apply_affine(project(joints, K), square_box_affine(BOX, IMAGE_SIZE, margin=1.3))
     assert np.abs(expected - plain).max() > 2.0
 
 
@@ -201,7 +200,7 @@ def test_eval_preset_is_deterministic_and_has_no_jitter():
     first, second = transform(make_row()), transform(make_row())
     for name in first:
         assert torch.equal(first[name], second[name]), name
-    affine = square_box_affine(BOX, IMAGE_SIZE)
+    affine = square_box_affine(BOX, IMAGE_SIZE, margin=1.3)
     np.testing.assert_allclose(first["K_crop"].numpy(), to_homogeneous_affine(affine) @ K, rtol=1e-6)
     plain_crop = np.asarray(crop_image(make_image(), affine, IMAGE_SIZE), dtype=np.float64) / 255
     np.testing.assert_allclose(unnormalise(first["pixel_values"]), plain_crop, atol=1e-5)
@@ -338,8 +337,8 @@ def test_sample_view_augmentation_respects_ranges():
         ({"scale": -1.0}, "'scale' must be one positive number"),
         ({"box": (10, 10, 5, 20)}, "'box' must be"),
         ({"is_left": "yes"}, "'is_left' must be a bool"),
-        ({"image": "picture.png"}, "'image' must be a PIL image"),
-        ({"image": np.zeros((8, 8, 3), dtype=np.float32)}, "'image' as an array must be uint8"),
+        ({"image": "picture.png"}, "field 'image' must be a PIL image or a numpy array"),
+        ({"image": np.full((8, 8, 3), 2.0, dtype=np.float32)}, r"field 'image': float images must be in \[0, 1\]"),
     ],
 )
 def test_bad_rows_name_the_field(changes, message):
@@ -381,7 +380,7 @@ def make_dataset() -> datasets.Dataset:
 
 def test_with_transform_and_collate():
     transform = make_transform(HandAugmentationConfig.train(), two_views=True, seed=0)
-    dataset = make_dataset().with_transform(make_batch_transform(transform))
+    dataset = make_dataset().with_transform(HandBatchTransform(transform))
     sample = dataset[1]
     expected_shapes = {
         "pixel_values": (3, IMAGE_SIZE, IMAGE_SIZE),
@@ -413,7 +412,7 @@ def test_with_transform_and_collate():
 
 def test_batch_transform_with_index_column_is_order_independent():
     transform = make_transform(HandAugmentationConfig.train(), seed=0)
-    dataset = make_dataset().add_column("index", [0, 1, 2]).with_transform(make_batch_transform(transform, "index"))
+    dataset = make_dataset().add_column("index", [0, 1, 2]).with_transform(HandBatchTransform(transform, "index"))
     forward = dataset[[0, 2]]["joints_uvd"]
     backward = dataset[[2, 0]]["joints_uvd"]
     assert torch.equal(forward[0], backward[1]) and torch.equal(forward[1], backward[0])
@@ -421,11 +420,11 @@ def test_batch_transform_with_index_column_is_order_independent():
     assert not torch.equal(dataset[[0]]["joints_uvd"][0], forward[0])
     transform.set_epoch(0)
     # DataLoader workers started with "spawn" pickle the transform.
-    restored = pickle.loads(pickle.dumps(make_batch_transform(transform, "index")))
+    restored = pickle.loads(pickle.dumps(HandBatchTransform(transform, "index")))
     restored_dataset = make_dataset().add_column("index", [0, 1, 2]).with_transform(restored)
     assert torch.equal(restored_dataset[[0, 2]]["joints_uvd"][1], forward[1])
     with pytest.raises(ValueError, match="index_column 'row_id'"):
-        make_dataset().with_transform(make_batch_transform(transform, "row_id"))[0]
+        make_dataset().with_transform(HandBatchTransform(transform, "row_id"))[0]
 
 
 def test_collate_stacks_and_checks_shapes():
