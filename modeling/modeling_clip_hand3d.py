@@ -12,28 +12,12 @@ from transformers.utils import ModelOutput
 from .configuration_clip_hand3d import PYRAMID_FEATURES, CLIPHand3DConfig
 from .hand_topology import HandTopology
 from .joint_regressor import LixelJointRegressor
-from .losses import (
-    clip_loss,
-    consistency_2d_loss,
-    consistency_3d_loss,
-    edge_loss,
-    joint_offset_loss,
-    masked_l1,
-    normal_loss,
-)
+from .losses import LABEL_NAMES, VIEW2_SUFFIX, CLIPHand3DLoss, pose_text_logits
 from .mesh_regressor import JointFeatureEncoder, MeshRegressor, joint_heatmap_planes
 from .pose_text_matching import PoseTextMatcher
 
-LOSS_TERMS = (
-    "loss_joints",
-    "loss_joint_offsets",
-    "loss_vertices",
-    "loss_normal",
-    "loss_edge",
-    "loss_consistency_2d",
-    "loss_consistency_3d",
-    "loss_clip",
-)
+# The inputs of `forward` besides `labels` (see `LABEL_NAMES` for those) and `predict_mesh`.
+INPUT_NAMES = ("pixel_values", "pixel_values" + VIEW2_SUFFIX, "text_input_ids", "text_attention_mask")
 
 
 @dataclass
@@ -128,6 +112,7 @@ class CLIPHand3DModel(CLIPHand3DPreTrainedModel):
         self._check_topology(topology)
         # Pyramid levels F4, F3, F2, F1 feed mesh levels 0, 1, 2, 3 (coarse mesh, coarse features).
         self.mesh_regressor = MeshRegressor(config, topology, channels[4:0:-1])
+        self.criterion = CLIPHand3DLoss(config)
         self.pose_text_matcher = None
         self.text_model = None
         if config.use_clip_loss:
@@ -198,84 +183,74 @@ class CLIPHand3DModel(CLIPHand3DPreTrainedModel):
     def forward(
         self,
         pixel_values: torch.FloatTensor,
+        pixel_values_view2: torch.FloatTensor | None = None,
         text_input_ids: torch.LongTensor | None = None,
         text_attention_mask: torch.LongTensor | None = None,
-        joints_uvd: torch.FloatTensor | None = None,
-        vertices_uvd: torch.FloatTensor | None = None,
-        joints_valid: torch.BoolTensor | None = None,
-        vertices_valid: torch.BoolTensor | None = None,
-        pixel_values_view2: torch.FloatTensor | None = None,
-        joints_uvd_view2: torch.FloatTensor | None = None,
-        vertices_uvd_view2: torch.FloatTensor | None = None,
-        joints_valid_view2: torch.BoolTensor | None = None,
-        view2_affine_uv: torch.FloatTensor | None = None,
+        labels: dict[str, torch.Tensor] | None = None,
         predict_mesh: bool = True,
         return_dict: bool | None = None,
-        **kwargs,
+        **unknown_inputs,
     ) -> CLIPHand3DOutput | tuple:
         r"""
         pixel_values (`(batch_size, 3, image_size, image_size)`): normalised crops from `CLIPHand3DImageProcessor`.
+        pixel_values_view2: a second augmentation of the same images, for the consistency losses (training).
         text_input_ids, text_attention_mask (`(batch_size, 3, max_text_length)`): the tokenised prompts along x, y,
             z from `CLIPHand3DProcessor`; enable the pose-text logits and the CLIP loss.
-        joints_uvd (`(batch_size, num_joints, 3)`), vertices_uvd (`(batch_size, num_vertices, 3)`): targets in uvd
-            space; giving `joints_uvd` computes the loss.
-        joints_valid (`(batch_size, num_joints)`), vertices_valid (`(batch_size,)`): which targets count (samples
-            of data sets without meshes have `vertices_valid` False).
-        pixel_values_view2, joints_uvd_view2, vertices_uvd_view2, joints_valid_view2: a second augmentation of the
-            same images and its targets, for the consistency losses; view2_affine_uv (`(batch_size, 2, 3)`) maps
-            view-1 uv to view-2 uv. The supervised terms are averaged over the views that have targets.
+        labels (`dict[str, torch.Tensor]`): the targets in uvd space, named as in `losses.LABEL_NAMES`
+            (`joints_uvd`, `joints_valid`, `vertices_uvd`, `vertices_valid`, their `_view2` twins and
+            `view2_affine_uv`); giving them computes `loss`. An unknown name is an error.
         predict_mesh (`bool`): False skips the mesh regressor: joints (and the CLIP loss) only, `vertices_uvd` is
-            None. Cheaper; stage 1 of training uses it. Vertex targets cannot be given then.
+            None. Cheaper; stage 1 of training uses it. Vertex labels cannot be given then.
 
         The outputs are those of the first view.
         """
+        if unknown_inputs:
+            raise ValueError(
+                f"unknown inputs {sorted(unknown_inputs)}: the model takes {list(INPUT_NAMES)}, predict_mesh, "
+                f"return_dict, and its targets as labels={{...}} with names in {list(LABEL_NAMES)}"
+            )
         return_dict = return_dict if return_dict is not None else self.config.return_dict
-        self._check_inputs(pixel_values, text_input_ids, joints_uvd, pixel_values_view2, view2_affine_uv)
-        if not predict_mesh and (vertices_uvd is not None or vertices_uvd_view2 is not None):
-            raise ValueError("vertices_uvd targets were given with predict_mesh=False; the mesh is not predicted")
+        self._check_inputs(pixel_values, pixel_values_view2, text_input_ids)
         batch_size = pixel_values.shape[0]
+        self.criterion.check_labels(labels, batch_size, predict_mesh, two_views=pixel_values_view2 is not None)
         images = pixel_values if pixel_values_view2 is None else torch.cat([pixel_values, pixel_values_view2])
-        predicted_joints, heatmap_logits, heatmaps, predicted_vertices = self._predict(images, predict_mesh)
+        joints, heatmap_logits, heatmaps, vertices = self._predict(images, predict_mesh)
+        predictions = {
+            "joints_uvd": joints[:batch_size],
+            "vertices_uvd": None if vertices is None else vertices[:batch_size],
+        }
+        if pixel_values_view2 is not None:
+            predictions["joints_uvd" + VIEW2_SUFFIX] = joints[batch_size:]
+            predictions["vertices_uvd" + VIEW2_SUFFIX] = None if vertices is None else vertices[batch_size:]
 
-        pose_embeds = text_embeds = logits_per_pose = None
+        pose_embeds = text_embeds = clip_logits = None
         if text_input_ids is not None and self.pose_text_matcher is not None:
             pose_embeds, text_embeds = self._embed(heatmap_logits, text_input_ids, text_attention_mask, batch_size)
             pose_embeds, text_embeds = pose_embeds.float(), text_embeds.float()
-
         # The losses run in float32 under mixed precision too: bfloat16 would round uvd coordinates of 0-63 bins
         # to a quarter of a bin, and the contrastive logits to 3 significant digits.
         with torch.autocast(pixel_values.device.type, enabled=False):
-            loss, terms, logits_per_pose = self._losses(
-                predicted_joints,
-                predicted_vertices,
-                pose_embeds,
-                text_embeds,
-                batch_size,
-                joints_uvd=joints_uvd,
-                joints_valid=joints_valid,
-                vertices_uvd=vertices_uvd,
-                vertices_valid=vertices_valid,
-                joints_uvd_view2=joints_uvd_view2,
-                joints_valid_view2=joints_valid_view2,
-                vertices_uvd_view2=vertices_uvd_view2,
-                view2_affine_uv=view2_affine_uv,
-                predict_mesh=predict_mesh,
-            )
+            if pose_embeds is not None:
+                scales = self.pose_text_matcher.scales().float()
+                # Only training contrasts against other processes' samples: in eval each process scores its own.
+                gather = self.config.gather_clip_features and self.training
+                clip_logits = pose_text_logits(pose_embeds, text_embeds, scales, gather=gather)
+            loss, terms = self.criterion(predictions, labels, self.faces, clip_logits)
 
         output = CLIPHand3DOutput(
             loss=loss,
-            joints_uvd=predicted_joints[:batch_size],
-            vertices_uvd=predicted_vertices[:batch_size] if predict_mesh else None,
+            joints_uvd=predictions["joints_uvd"],
+            vertices_uvd=predictions["vertices_uvd"],
             heatmaps=tuple(heatmap[:batch_size] for heatmap in heatmaps),
             pose_embeds=pose_embeds,
             text_embeds=text_embeds,
-            logits_per_pose=logits_per_pose,
+            logits_per_pose=None if clip_logits is None else clip_logits[0],
             faces=self.faces,
             **terms,
         )
         return output if return_dict else output.to_tuple()
 
-    def _check_inputs(self, pixel_values, text_input_ids, joints_uvd, pixel_values_view2, view2_affine_uv) -> None:
+    def _check_inputs(self, pixel_values, pixel_values_view2, text_input_ids) -> None:
         size = self.config.image_size
         if pixel_values.dim() != 4 or tuple(pixel_values.shape[1:]) != (3, size, size):
             raise ValueError(
@@ -287,18 +262,10 @@ class CLIPHand3DModel(CLIPHand3DPreTrainedModel):
                 f"text_input_ids must have shape (batch, 3, length) with batch {batch_size}, "
                 f"got {tuple(text_input_ids.shape)}"
             )
-        if joints_uvd is not None and tuple(joints_uvd.shape) != (batch_size, self.config.num_joints, 3):
-            raise ValueError(
-                f"joints_uvd must have shape ({batch_size}, {self.config.num_joints}, 3), got {tuple(joints_uvd.shape)}"
-            )
         if pixel_values_view2 is not None and pixel_values_view2.shape != pixel_values.shape:
             raise ValueError(
                 f"pixel_values_view2 must have the shape of pixel_values {tuple(pixel_values.shape)}, "
                 f"got {tuple(pixel_values_view2.shape)}"
-            )
-        if view2_affine_uv is not None and tuple(view2_affine_uv.shape) != (batch_size, 2, 3):
-            raise ValueError(
-                f"view2_affine_uv must have shape ({batch_size}, 2, 3), got {tuple(view2_affine_uv.shape)}"
             )
 
     def _predict(self, images: torch.Tensor, predict_mesh: bool = True):
@@ -337,107 +304,9 @@ class CLIPHand3DModel(CLIPHand3DPreTrainedModel):
         text_embeds = self.pose_text_matcher.text_embeddings(token_features, attention_mask)
         return pose_embeds, text_embeds
 
-    def _losses(
-        self,
-        predicted_joints: torch.Tensor,
-        predicted_vertices: torch.Tensor | None,
-        pose_embeds: torch.Tensor | None,
-        text_embeds: torch.Tensor | None,
-        batch_size: int,
-        joints_uvd: torch.Tensor | None,
-        joints_valid: torch.Tensor | None,
-        vertices_uvd: torch.Tensor | None,
-        vertices_valid: torch.Tensor | None,
-        joints_uvd_view2: torch.Tensor | None,
-        joints_valid_view2: torch.Tensor | None,
-        vertices_uvd_view2: torch.Tensor | None,
-        view2_affine_uv: torch.Tensor | None,
-        predict_mesh: bool,
-    ) -> tuple[torch.Tensor | None, dict[str, torch.Tensor], torch.Tensor | None]:
-        """(total loss or None without joint targets, the loss terms, the pose->text logits or None without text).
-
-        Predictions of both views come stacked along the batch (view 1 first); the view-2 terms are averaged with
-        the view-1 terms, and the consistency terms compare the two views."""
-        loss_clip = logits_per_pose = None
-        if pose_embeds is not None:
-            loss_clip, logits_per_pose = clip_loss(
-                pose_embeds,
-                text_embeds,
-                self.pose_text_matcher.scales().float(),
-                # Only training contrasts against other processes' samples: in eval each process scores its own.
-                gather=self.config.gather_clip_features and self.training,
-            )
-        two_views = predicted_joints.shape[0] > batch_size
-        terms = {}
-        loss = None
-        if joints_uvd is not None:
-            view1, view2 = slice(0, batch_size), slice(batch_size, None)
-            terms = self._supervised_terms(
-                predicted_joints[view1],
-                predicted_vertices[view1] if predict_mesh else None,
-                joints_uvd,
-                vertices_uvd,
-                joints_valid,
-                vertices_valid,
-            )
-            if two_views and joints_uvd_view2 is not None:
-                terms_view2 = self._supervised_terms(
-                    predicted_joints[view2],
-                    predicted_vertices[view2] if predict_mesh else None,
-                    joints_uvd_view2,
-                    vertices_uvd_view2,
-                    joints_valid_view2,
-                    vertices_valid,
-                )
-                terms = {name: (value + terms_view2[name]) / 2 for name, value in terms.items()}
-            if two_views and view2_affine_uv is not None:
-                terms["loss_consistency_2d"] = consistency_2d_loss(
-                    predicted_joints[view1], predicted_joints[view2], view2_affine_uv
-                )
-                if predict_mesh:
-                    terms["loss_consistency_3d"] = consistency_3d_loss(
-                        predicted_vertices[view1], predicted_vertices[view2], view2_affine_uv
-                    )
-            if loss_clip is not None:
-                terms["loss_clip"] = loss_clip
-            loss = self._weighted_sum(terms)
-        elif loss_clip is not None:
-            terms["loss_clip"] = loss_clip
-        return loss, terms, logits_per_pose
-
-    def _supervised_terms(
-        self, joints, vertices, joints_uvd, vertices_uvd, joints_valid, vertices_valid
-    ) -> dict[str, torch.Tensor]:
-        """L1 joint and vertex losses, normal and edge losses of one view (vertex terms only with mesh targets), and
-        the joint offset loss when it has a weight."""
-        terms = {"loss_joints": masked_l1(joints, joints_uvd, joints_valid)}
-        if self.config.loss_weight_joint_offsets > 0:
-            terms["loss_joint_offsets"] = joint_offset_loss(joints, joints_uvd, joints_valid)
-        if vertices_uvd is not None:
-            terms["loss_vertices"] = masked_l1(vertices, vertices_uvd, vertices_valid)
-            terms["loss_normal"] = normal_loss(vertices, vertices_uvd, self.faces, vertices_valid)
-            terms["loss_edge"] = edge_loss(vertices, vertices_uvd, self.faces, vertices_valid)
-        return terms
-
-    def _weighted_sum(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:
-        """a1 (L_joints + L_verts) + a2 (L_normal + L_edge) + a3 (L_c2d + L_c3d) + a4 L_clip + a5 L_offsets, over the
-        terms present."""
-        config = self.config
-        weights = {
-            "loss_joints": config.loss_weight_pose,
-            "loss_vertices": config.loss_weight_pose,
-            "loss_normal": config.loss_weight_mesh,
-            "loss_edge": config.loss_weight_mesh,
-            "loss_consistency_2d": config.loss_weight_consistency,
-            "loss_consistency_3d": config.loss_weight_consistency,
-            "loss_clip": config.loss_weight_clip,
-            "loss_joint_offsets": config.loss_weight_joint_offsets,
-        }
-        return sum(weights[name] * value for name, value in terms.items())
-
 
 # save_pretrained writes an auto_map and copies this folder, so that AutoModel.from_pretrained(folder,
 # trust_remote_code=True) works where clip_hand3d is not installed.
 CLIPHand3DModel.register_for_auto_class("AutoModel")
 
-__all__ = ["CLIPHand3DModel", "CLIPHand3DOutput", "CLIPHand3DPreTrainedModel", "LOSS_TERMS"]
+__all__ = ["INPUT_NAMES", "CLIPHand3DModel", "CLIPHand3DOutput", "CLIPHand3DPreTrainedModel"]

@@ -19,7 +19,7 @@ def tiny_model(tiny_config) -> CLIPHand3DModel:
 
 
 def random_batch(config: CLIPHand3DConfig, batch_size: int = 2, seed: int = 0, text_length: int = 24) -> dict:
-    """Inputs and targets of the right shapes and ranges for `config`."""
+    """Keyword arguments of the model's forward: inputs and `labels` of the right shapes and ranges for `config`."""
     generator = torch.Generator().manual_seed(seed)
     size, heatmap = config.image_size, config.heatmap_size
     input_ids = torch.randint(3, config.text_config.vocab_size, (batch_size, 3, text_length), generator=generator)
@@ -29,7 +29,9 @@ def random_batch(config: CLIPHand3DConfig, batch_size: int = 2, seed: int = 0, t
         "pixel_values": torch.randn(batch_size, 3, size, size, generator=generator),
         "text_input_ids": input_ids,
         "text_attention_mask": attention_mask,
-        "joints_uvd": torch.rand(batch_size, 21, 3, generator=generator) * heatmap,
-        "vertices_uvd": torch.rand(batch_size, 778, 3, generator=generator) * heatmap,
-        "vertices_valid": torch.ones(batch_size, dtype=torch.bool),
+        "labels": {
+            "joints_uvd": torch.rand(batch_size, 21, 3, generator=generator) * heatmap,
+            "vertices_uvd": torch.rand(batch_size, 778, 3, generator=generator) * heatmap,
+            "vertices_valid": torch.ones(batch_size, dtype=torch.bool),
+        },
     }

@@ -6,7 +6,7 @@ import torch
 import torch.distributed as distributed
 import torch.multiprocessing as multiprocessing
 
-from clip_hand3d.modeling.losses import clip_loss
+from clip_hand3d.modeling.losses import clip_loss, pose_text_logits
 
 WORLD_SIZE, LOCAL_BATCH, DIM = 2, 3, 8
 
@@ -24,7 +24,8 @@ def run_rank(rank: int, port: int, results) -> None:
     rows = slice(rank * LOCAL_BATCH, (rank + 1) * LOCAL_BATCH)
     local_pose = pose[rows].clone().requires_grad_(True)
     local_text = text[rows].clone().requires_grad_(True)
-    loss, logits = clip_loss(local_pose, local_text, scales, gather=True)
+    logits, logits_per_text, first_label = pose_text_logits(local_pose, local_text, scales, gather=True)
+    loss = clip_loss(logits, logits_per_text, first_label)
     loss.backward()
     results[rank] = (loss.detach(), logits.detach(), local_pose.grad, local_text.grad)
     distributed.destroy_process_group()

@@ -14,6 +14,7 @@ from clip_hand3d.modeling.losses import (
     joint_offset_loss,
     masked_l1,
     normal_loss,
+    pose_text_logits,
 )
 
 TRIANGLE = torch.tensor([[[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]])
@@ -104,7 +105,9 @@ def test_clip_loss_matches_hand_computation():
     # Two samples, orthogonal unit embeddings, perfectly matched: logits = diag(s) on each axis.
     pose = torch.eye(2)[:, None, :].repeat(1, 3, 1)
     scales = torch.tensor([1.0, 2.0, 3.0])
-    loss, logits = clip_loss(pose, pose.clone(), scales, gather=False)
+    logits, logits_per_text, first_label = pose_text_logits(pose, pose.clone(), scales, gather=False)
+    loss = clip_loss(logits, logits_per_text, first_label)
+    assert first_label == 0
     expected_per_axis = [2 * math.log(1 + math.exp(-s)) for s in (1.0, 2.0, 3.0)]
     assert loss.item() == pytest.approx(sum(expected_per_axis) / 3, rel=1e-6)
     assert logits.shape == (3, 2, 2)
@@ -115,6 +118,15 @@ def test_clip_loss_is_lower_for_matched_than_swapped_pairs():
     torch.manual_seed(0)
     pose = torch.nn.functional.normalize(torch.randn(4, 3, 8), dim=-1)
     scales = torch.full((3,), 10.0)
-    matched, _ = clip_loss(pose, pose, scales, gather=False)
-    swapped, _ = clip_loss(pose, pose.flip(0), scales, gather=False)
+    matched = clip_loss(*pose_text_logits(pose, pose, scales, gather=False))
+    swapped = clip_loss(*pose_text_logits(pose, pose.flip(0), scales, gather=False))
     assert matched < swapped
+
+
+def test_clip_loss_counts_labels_from_the_first_sample_of_this_process():
+    # Process 1 of 2 (2 samples each): its sample i matches column 2 + i of the global batch.
+    logits = torch.zeros(3, 2, 4)
+    logits[:, 0, 2] = logits[:, 1, 3] = 1.0
+    # Each row: cross-entropy -log(e / (e + 3)), once pose->text and once text->pose.
+    assert clip_loss(logits, logits, first_label=2).item() == pytest.approx(2 * math.log(1 + 3 / math.e), rel=1e-6)
+    assert clip_loss(logits, logits, first_label=0).item() == pytest.approx(2 * math.log(math.e + 3), rel=1e-6)

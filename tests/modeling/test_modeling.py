@@ -5,7 +5,7 @@ import torch
 from transformers import CLIPTextConfig, CLIPTextModel, ResNetBackbone
 
 from clip_hand3d.modeling import CLIPHand3DConfig, CLIPHand3DModel, HandTopology
-from clip_hand3d.modeling.modeling_clip_hand3d import LOSS_TERMS
+from clip_hand3d.modeling.losses import LABEL_NAMES, LOSS_TERMS
 from tests.conftest import random_batch
 
 
@@ -15,13 +15,13 @@ def test_forward_shapes_and_every_loss_term(tiny_config):
     model = CLIPHand3DModel(config)
     batch = random_batch(config, batch_size=3)
     view2 = random_batch(config, batch_size=3, seed=1)
-    outputs = model(
-        **batch,
-        pixel_values_view2=view2["pixel_values"],
-        joints_uvd_view2=view2["joints_uvd"],
-        vertices_uvd_view2=view2["vertices_uvd"],
-        view2_affine_uv=torch.eye(2, 3).repeat(3, 1, 1),
-    )
+    labels = {
+        **batch.pop("labels"),
+        "joints_uvd_view2": view2["labels"]["joints_uvd"],
+        "vertices_uvd_view2": view2["labels"]["vertices_uvd"],
+        "view2_affine_uv": torch.eye(2, 3).repeat(3, 1, 1),
+    }
+    outputs = model(**batch, pixel_values_view2=view2["pixel_values"], labels=labels)
     assert outputs.joints_uvd.shape == (3, 21, 3)
     assert outputs.vertices_uvd.shape == (3, 778, 3)
     assert [heatmap.shape for heatmap in outputs.heatmaps] == [(3, 21, 32)] * 3
@@ -113,10 +113,32 @@ def test_ablations_build_and_train(tiny_config, ablation):
 
 
 def test_bad_inputs_are_named(tiny_model):
+    pixels = torch.zeros(2, 3, 128, 128)
     with pytest.raises(ValueError, match=r"pixel_values must have shape \(batch, 3, 128, 128\), got \(2, 3, 64, 64\)"):
         tiny_model(pixel_values=torch.zeros(2, 3, 64, 64))
-    with pytest.raises(ValueError, match=r"joints_uvd must have shape \(2, 21, 3\)"):
-        tiny_model(pixel_values=torch.zeros(2, 3, 128, 128), joints_uvd=torch.zeros(2, 16, 3))
+    with pytest.raises(ValueError, match=r"labels\['joints_uvd'\] must have shape \(2, 21, 3\), got \(2, 16, 3\)"):
+        tiny_model(pixel_values=pixels, labels={"joints_uvd": torch.zeros(2, 16, 3)})
+    with pytest.raises(ValueError, match=r"labels\['vertices_uvd'\] must have shape \(2, 778, 3\)"):
+        tiny_model(
+            pixel_values=pixels, labels={"joints_uvd": torch.zeros(2, 21, 3), "vertices_uvd": torch.zeros(2, 5, 3)}
+        )
+    with pytest.raises(ValueError, match=r"unknown labels \['joint_uvd'\]"):
+        tiny_model(pixel_values=pixels, labels={"joint_uvd": torch.zeros(2, 21, 3)})
+    with pytest.raises(ValueError, match="labels need 'joints_uvd'"):
+        tiny_model(pixel_values=pixels, labels={"joints_valid": torch.ones(2, 21, dtype=torch.bool)})
+    with pytest.raises(ValueError, match="second-view labels were given without pixel_values_view2"):
+        tiny_model(
+            pixel_values=pixels,
+            labels={"joints_uvd": torch.zeros(2, 21, 3), "joints_uvd_view2": torch.zeros(2, 21, 3)},
+        )
+
+
+def test_unknown_inputs_are_an_error_that_names_them(tiny_model):
+    # Targets passed as top-level keywords (the old contract) or misspelled inputs are never ignored.
+    for name in ("joints_uvd", "pixel_value"):
+        with pytest.raises(ValueError, match=rf"unknown inputs \['{name}'\].*labels=") as error:
+            tiny_model(pixel_values=torch.zeros(1, 3, 128, 128), **{name: torch.zeros(1, 21, 3)})
+        assert all(label in str(error.value) for label in LABEL_NAMES)
 
 
 @pytest.mark.parametrize(
@@ -196,13 +218,13 @@ def test_predict_mesh_false_gives_the_same_joints_and_leaves_the_mesh_out(tiny_m
 
     tiny_model.train()
     tiny_model.zero_grad(set_to_none=True)
-    inputs = {name: value for name, value in batch.items() if name != "vertices_uvd"}
-    outputs = tiny_model(**inputs, predict_mesh=False)
+    joint_labels = {"joints_uvd": batch["labels"]["joints_uvd"]}
+    outputs = tiny_model(**{**batch, "labels": joint_labels}, predict_mesh=False)
     assert outputs.loss_vertices is None and outputs.loss_normal is None
     outputs.loss.backward()
     assert all(parameter.grad is None for parameter in tiny_model.mesh_regressor.parameters())
     assert tiny_model.joint_regressor.heatmap_x.weight.grad is not None
-    with pytest.raises(ValueError, match="vertices_uvd targets were given with predict_mesh=False"):
+    with pytest.raises(ValueError, match="vertex labels were given with predict_mesh=False"):
         tiny_model(**batch, predict_mesh=False)
 
 
