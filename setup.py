@@ -1,5 +1,5 @@
-"""Install clip-hand3d: the library `clip_hand3d`, with the network folder `modeling/` as `clip_hand3d.modeling`
-and the named variants `hub_configs/` as `clip_hand3d.hub_configs`."""
+"""Install clip-hand3d: the library `clip_hand3d` (with its model card template as package data), the network folder
+`modeling/` as `clip_hand3d.modeling` and the named variants `hub_configs/` as `clip_hand3d.hub_configs`."""
 
 from setuptools import find_packages, setup
 
@@ -13,7 +13,7 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["clip_hand3d", "clip_hand3d.*"]) + ["clip_hand3d.modeling", "clip_hand3d.hub_configs"],
     package_dir={"clip_hand3d.modeling": "modeling", "clip_hand3d.hub_configs": "hub_configs"},
-    package_data={"clip_hand3d.hub_configs": ["*/*.json", "*/*.txt"]},
+    package_data={"clip_hand3d": ["templates/*.md"], "clip_hand3d.hub_configs": ["*/*.json", "*/*.txt"]},
     install_requires=[
         "torch>=2.4",
         "transformers>=5.4",

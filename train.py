@@ -13,6 +13,8 @@ import json
 import logging
 import math
 import os
+import shlex
+import sys
 import time
 from pathlib import Path
 
@@ -25,7 +27,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from clip_hand3d.evaluation import mean_pose_pa_mpjpe, mean_shape_pa_mpjpe, predict, score_predictions
-from clip_hand3d.hub import push_output_dir, write_model_card
+from clip_hand3d.hub import TrainingRun, push_output_dir, write_model_card
 from clip_hand3d.modeling import CLIPHand3DConfig, CLIPHand3DModel
 from clip_hand3d.modeling.modeling_clip_hand3d import LOSS_TERMS
 from clip_hand3d.plots import plot_logit_matrices, plot_pck_curves
@@ -368,7 +370,17 @@ def save_outputs(args, model, processor, eval_dataloader, scores: dict, curve: l
         with torch.no_grad():
             outputs = model(**model_inputs(batch, stage=1))
         plot_logit_matrices(outputs.logits_per_pose.float().cpu().numpy(), output_dir / "logit_matrices.png")
-    write_model_card(output_dir, args, scores)
+    run = TrainingRun(
+        config_name=Path(args.config).name,
+        dataset=args.dataset,
+        eval_dataset=args.eval_dataset or args.dataset,
+        stage=args.stage,
+        ablation=args.ablation,
+        steps=scores["steps"],
+        command="accelerate launch train.py " + shlex.join(sys.argv[1:]),
+        repo_id=args.hub_model_id,
+    )
+    write_model_card(output_dir, run, scores)
     if args.push_to_hub:
         push_output_dir(output_dir, args.hub_model_id, token=args.hub_token)
     logger.info(
