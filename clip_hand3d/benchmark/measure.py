@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from ..modeling import CLIPHand3DConfig, CLIPHand3DModel
+from ..training.data import model_inputs
 from ..variants import resolve_variant
 from .meters import MIB, OtherProcessesCPU, peak_memory_meter
 from .report import describe_machine
@@ -53,10 +54,11 @@ def random_pixel_values(config: CLIPHand3DConfig, batch_size: int, generator: to
     return torch.randn(batch_size, 3, size, size, generator=generator)
 
 
-def random_training_inputs(
+def random_training_batch(
     config: CLIPHand3DConfig, batch_size: int, generator: torch.Generator
 ) -> dict[str, torch.Tensor]:
-    """Keyword inputs of one training step: two views, their uvd targets, prompt tokens and a view-2 affine.
+    """A collated training batch (the fields train.py's batches have): two views, their uvd targets, prompt tokens
+    and a view-2 affine.
 
     Targets are uniform in uvd space (u, v in [0, heatmap_size), d in [0, depth_size)); token ids are uniform in
     [0, text_config.vocab_size); view 2 is view 1 shifted by one heatmap pixel.
@@ -171,10 +173,9 @@ def measure_training(
     model = random_weight_model(config, with_text_model=True, device=device).train()
     model = model.to(memory_format=_layout(precision))
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=learning_rate)
-    inputs = random_training_inputs(config, batch_size, torch.Generator().manual_seed(SEED))
-    inputs = {name: value.to(device) for name, value in inputs.items()}
-    for name in ("pixel_values", "pixel_values_view2"):
-        inputs[name] = inputs[name].contiguous(memory_format=_layout(precision))
+    batch = random_training_batch(config, batch_size, torch.Generator().manual_seed(SEED))
+    batch = {name: value.to(device) for name, value in batch.items()}
+    inputs = model_inputs(batch, predict_mesh=True, channels_last=precision == "bf16")
     forward = _in_precision(lambda: model(**inputs), precision, device)
     losses = []
 
