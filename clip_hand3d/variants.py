@@ -64,6 +64,11 @@ def load_processor(
     saved tokenizer, e.g. by the CLIP tokenizer that goes with a pretrained CLIP text tower.
     """
     folder = resolve_variant(name_or_path)
+    if Path(folder).is_dir() and not (Path(folder) / "processor_config.json").is_file():
+        raise ValueError(
+            f"{folder} has no processor_config.json: save the processor with the model "
+            f"(processor.save_pretrained(folder), as train.py does)"
+        )
     processor = CLIPHand3DProcessor.from_pretrained(folder)
     image_processor = processor.image_processor
     pairs = [(name, getattr(image_processor, name)) for name in ("image_size", "heatmap_size", "depth_size")]

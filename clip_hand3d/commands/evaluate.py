@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader
 
 from clip_hand3d.evaluation import format_scores, predict, score_predictions, write_freihand_predictions
 from clip_hand3d.modeling import CLIPHand3DModel
-from clip_hand3d.processing import CLIPHand3DProcessor
+from clip_hand3d.variants import load_processor
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> dict:
     from clip_hand3d.training.data import PromptCollator, load_split, training_transform, with_sample_transform
 
     model = CLIPHand3DModel.from_pretrained(args.model, with_text_model=False).eval()
-    processor = CLIPHand3DProcessor.from_pretrained(args.model)
+    processor = load_processor(args.model, model.config)
     config = model.config
     rows = load_split(
         args.dataset, train=args.split == "training", image_size=config.image_size, eval_samples=args.eval_samples
