@@ -29,30 +29,16 @@ from tqdm.auto import tqdm
 from clip_hand3d.evaluation import mean_pose_pa_mpjpe, mean_shape_pa_mpjpe, predict, score_predictions
 from clip_hand3d.hub import TrainingRun, push_output_dir, write_model_card
 from clip_hand3d.modeling import CLIPHand3DConfig, CLIPHand3DModel
-from clip_hand3d.modeling.modeling_clip_hand3d import LOSS_TERMS
+from clip_hand3d.modeling.losses import LOSS_TERMS
 from clip_hand3d.plots import plot_logit_matrices, plot_pck_curves
 from clip_hand3d.training.arguments import ABLATIONS, parse_args
 from clip_hand3d.training.checkpoints import load_checkpoint, resolve_checkpoint, save_checkpoint
 from clip_hand3d.training.crop_cache import hand_samples
-from clip_hand3d.training.data import PromptCollator, load_split, make_sample_transform
+from clip_hand3d.training.data import PromptCollator, load_split, model_inputs, training_transform
 from clip_hand3d.training.schedules import build_scheduler
-from clip_hand3d.variants import processor_for_config
+from clip_hand3d.variants import load_processor
 
 logger = get_logger(__name__)
-MODEL_INPUTS = (
-    "pixel_values",
-    "text_input_ids",
-    "text_attention_mask",
-    "joints_uvd",
-    "vertices_uvd",
-    "joints_valid",
-    "vertices_valid",
-    "pixel_values_view2",
-    "joints_uvd_view2",
-    "vertices_uvd_view2",
-    "joints_valid_view2",
-    "view2_affine_uv",
-)
 STAGE1_FROZEN = ("joint_feature_encoder", "mesh_regressor")
 
 
@@ -92,28 +78,6 @@ def warn_about_idle_cpu_cores(accelerator: Accelerator) -> None:
         )
 
 
-def model_inputs(batch: dict, stage: int, channels_last: bool = False) -> dict:
-    """The batch fields the model takes; stage 1 trains joints (and CLIP) only and skips the mesh. With
-    `channels_last`, the images are laid out channels-last like the model's convolution weights."""
-    inputs = {name: batch[name] for name in MODEL_INPUTS if name in batch}
-    if channels_last:
-        for name in ("pixel_values", "pixel_values_view2"):
-            if name in inputs:
-                inputs[name] = inputs[name].contiguous(memory_format=torch.channels_last)
-    inputs["predict_mesh"] = stage == 2
-    if stage == 1:
-        for name in (
-            "vertices_uvd",
-            "vertices_uvd_view2",
-            "pixel_values_view2",
-            "joints_uvd_view2",
-            "joints_valid_view2",
-            "view2_affine_uv",
-        ):
-            inputs.pop(name, None)
-    return inputs
-
-
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     output_dir = Path(args.output_dir)
@@ -142,7 +106,9 @@ def main(argv: list[str] | None = None) -> dict:
     pretrained_text = (
         args.pretrained_encoders is not False and config.use_pretrained_text_model and config.use_clip_loss
     )
-    processor = processor_for_config(config, config.text_model_name_or_path if pretrained_text else None)
+    processor = load_processor(
+        args.init_from or args.config, config, config.text_model_name_or_path if pretrained_text else None
+    )
 
     with accelerator.main_process_first():
         train_rows = load_split(
@@ -165,10 +131,10 @@ def main(argv: list[str] | None = None) -> dict:
             f"--train_batch_size {args.train_batch_size} x {accelerator.num_processes} processes is larger than the "
             f"training data ({len(train_rows)} rows of {args.dataset})"
         )
-    train_transform = make_sample_transform(
-        config, train=True, two_views=args.two_views and args.stage == 2, seed=args.seed, augment=args.augment
+    train_transform = training_transform(
+        processor, augment=args.augment, two_views=args.two_views and args.stage == 2, seed=args.seed
     )
-    eval_transform = make_sample_transform(config, train=False)
+    eval_transform = training_transform(processor)
     with accelerator.main_process_first():
         train_samples = hand_samples(train_rows, train_transform, num_proc=args.preprocessing_num_workers)
         eval_samples = hand_samples(eval_rows, eval_transform, num_proc=args.preprocessing_num_workers)
@@ -277,7 +243,7 @@ def train_loop(
         for batch in batches:
             stage = 1 if args.stage == 1 or progress["global_step"] < args.stage1_steps else 2
             with accelerator.accumulate(model):
-                outputs = model(**model_inputs(batch, stage, args.channels_last))
+                outputs = model(**model_inputs(batch, predict_mesh=stage == 2, channels_last=args.channels_last))
                 loss_is_finite = bool(accelerator.gather(torch.isfinite(outputs.loss.detach())[None]).all())
                 if loss_is_finite:
                     accelerator.backward(outputs.loss)
@@ -368,7 +334,7 @@ def save_outputs(args, model, processor, eval_dataloader, scores: dict, curve: l
     if model.config.use_clip_loss and model.text_model is not None:
         batch = next(iter(eval_dataloader))
         with torch.no_grad():
-            outputs = model(**model_inputs(batch, stage=1))
+            outputs = model(**model_inputs(batch, predict_mesh=False))
         plot_logit_matrices(outputs.logits_per_pose.float().cpu().numpy(), output_dir / "logit_matrices.png")
     run = TrainingRun(
         config_name=Path(args.config).name,
