@@ -15,10 +15,10 @@ from transformers.image_processing_base import BatchFeature
 from transformers.processing_utils import ProcessorMixin
 
 from clip_hand3d.image_processing import CLIPHand3DImageProcessor
-from clip_hand3d.modeling.configuration_clip_hand3d import CLIPHand3DConfig
+from clip_hand3d.modeling.configuration_clip_hand3d import MAX_TEXT_LENGTH, CLIPHand3DConfig
 from clip_hand3d.modeling.hand_joints import NUM_JOINTS
 from clip_hand3d.prompts import build_prompts_batch
-from clip_hand3d.tokenization import MAX_TEXT_LENGTH, build_local_tokenizer
+from clip_hand3d.tokenization import build_local_tokenizer
 
 
 class CLIPHand3DProcessor(ProcessorMixin):

@@ -11,14 +11,13 @@ import re
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
+from clip_hand3d.modeling.configuration_clip_hand3d import MAX_TEXT_LENGTH
 from clip_hand3d.modeling.hand_joints import JOINT_NAMES
 from clip_hand3d.prompts import AXIS_PREFIXES
 
 BOS_TOKEN = "<|startoftext|>"
 EOS_TOKEN = "<|endoftext|>"
 UNK_TOKEN = "<unk>"
-# CLIP's context length: the longest prompt (21 joints) takes 73 local tokens.
-MAX_TEXT_LENGTH = 77
 CONNECTING_WORDS = ("the", "joints", "joint", "are", "is", "and")
 PUNCTUATION = (",", ".")
 # 3 special tokens + 8 prefix words + 6 connecting words + 10 joint-name words + 2 punctuation marks.

@@ -5,6 +5,8 @@ from transformers import CLIPTextConfig, PreTrainedConfig, ResNetConfig
 from transformers.configuration_utils import SubConfigSpec
 
 PYRAMID_FEATURES = ("stem", "stage1", "stage2", "stage3", "stage4")
+# CLIP's context length: prompts are padded and truncated to it (the longest, 21 joints, takes 73 local tokens).
+MAX_TEXT_LENGTH = 77
 
 
 @strict
@@ -94,7 +96,7 @@ class CLIPHand3DConfig(PreTrainedConfig):
     joint_plane_size: int = 14
 
     num_prompt_joints: int = 21
-    max_text_length: int = 77
+    max_text_length: int = MAX_TEXT_LENGTH
     text_transformer_layers: int = 1
     text_transformer_heads: int = 8
     projection_dim: int = 256

@@ -11,7 +11,7 @@ from transformers.utils import ModelOutput
 
 from .configuration_clip_hand3d import PYRAMID_FEATURES, CLIPHand3DConfig
 from .hand_topology import HandTopology
-from .joint_regressor import LixelJointRegressor
+from .lixel_regressor import LixelJointRegressor
 from .losses import LABEL_NAMES, VIEW2_SUFFIX, CLIPHand3DLoss, pose_text_logits
 from .mesh_regressor import JointFeatureEncoder, MeshRegressor, joint_heatmap_planes
 from .pose_text_matching import PoseTextMatcher
@@ -98,7 +98,7 @@ class CLIPHand3DModel(CLIPHand3DPreTrainedModel):
         super().__init__(config)
         self.backbone = AutoBackbone.from_config(config.backbone_config)
         channels = list(self.backbone.num_features)
-        self.joint_regressor = LixelJointRegressor(
+        self.lixel_regressor = LixelJointRegressor(
             channels[4], config.joint_deconv_channels, config.num_joints, config.depth_size
         )
         self.joint_feature_encoder = JointFeatureEncoder(
@@ -272,7 +272,7 @@ class CLIPHand3DModel(CLIPHand3DPreTrainedModel):
         """images -> joints (B, J, 3), heatmap logits, heatmaps, vertices (B, V, 3) or None, all in uvd space."""
         config = self.config
         features = self.backbone(images).feature_maps
-        joints, heatmap_logits, heatmaps = self.joint_regressor(features[4])
+        joints, heatmap_logits, heatmaps = self.lixel_regressor(features[4])
         if not predict_mesh:
             return joints, heatmap_logits, heatmaps, None
         # The mesh regressor starts from the predicted joints without moving them: the joints learn from their own

@@ -38,9 +38,7 @@ from datasets.exceptions import DatasetGenerationError
 from datasets.fingerprint import Hasher
 
 from clip_hand3d.geometry import project
-from clip_hand3d.modeling.hand_joints import NUM_JOINTS, REFERENCE_BONE
-
-NUM_VERTICES = 778
+from clip_hand3d.modeling.hand_joints import NUM_JOINTS, NUM_VERTICES, REFERENCE_BONE
 
 _COMMON_FIELDS = {
     "image": Image(),

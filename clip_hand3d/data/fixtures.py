@@ -20,7 +20,7 @@ import PIL.ImageDraw
 import scipy.io
 from scipy.spatial.transform import Rotation
 
-from clip_hand3d.data.features import NUM_VERTICES, reference_bone_length
+from clip_hand3d.data.features import reference_bone_length
 from clip_hand3d.data.freihand import FREIHAND_IMAGE_NAME, FREIHAND_RELEASE_FOLDER
 from clip_hand3d.data.real_world import (
     REAL_WORLD_BOX_KEY,
@@ -44,7 +44,7 @@ from clip_hand3d.data.stb import (
     STB_TO_FREIHAND,
 )
 from clip_hand3d.geometry import project
-from clip_hand3d.modeling.hand_joints import JOINT_PARENTS, ROOT_JOINT
+from clip_hand3d.modeling.hand_joints import JOINT_PARENTS, NUM_VERTICES, ROOT_JOINT
 
 # Right hand in its own frame (metres): wrist at the origin, palm in the x-y plane, fingers towards -y.
 # Per finger (thumb, index, middle, ring, little): MCP position and the lengths of its three bones.

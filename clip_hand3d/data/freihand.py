@@ -30,7 +30,6 @@ from datasets import Dataset
 from clip_hand3d.data.features import (
     HAND_FEATURES,
     HAND_FEATURES_WITH_MESH,
-    NUM_VERTICES,
     HandDatasetError,
     build_hand_dataset,
     check_required_files,
@@ -39,7 +38,7 @@ from clip_hand3d.data.features import (
     resolve_root,
     validate_hand_row,
 )
-from clip_hand3d.modeling.hand_joints import NUM_JOINTS
+from clip_hand3d.modeling.hand_joints import NUM_JOINTS, NUM_VERTICES
 
 logger = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.nn import functional
 
-from clip_hand3d.modeling.joint_regressor import soft_argmax_1d
+from clip_hand3d.modeling.lixel_regressor import soft_argmax_1d
 from clip_hand3d.modeling.mesh_regressor import joint_heatmap_planes, sample_at_joints
 from clip_hand3d.modeling.transformer import CPU_FLOAT32_ATTENTION_MAX_TOKENS, attention
 

@@ -223,7 +223,7 @@ def test_predict_mesh_false_gives_the_same_joints_and_leaves_the_mesh_out(tiny_m
     assert outputs.loss_vertices is None and outputs.loss_normal is None
     outputs.loss.backward()
     assert all(parameter.grad is None for parameter in tiny_model.mesh_regressor.parameters())
-    assert tiny_model.joint_regressor.heatmap_x.weight.grad is not None
+    assert tiny_model.lixel_regressor.heatmap_x.weight.grad is not None
     with pytest.raises(ValueError, match="vertex labels were given with predict_mesh=False"):
         tiny_model(**batch, predict_mesh=False)
 
