@@ -14,7 +14,8 @@ import torch
 from torch import nn
 
 from clip_hand3d.modeling.hand_joints import NUM_JOINTS
-from clip_hand3d.modeling.hand_template import NUM_SHAPE_PARAMS, build_hand_template
+from clip_hand3d.modeling.hand_surface import NUM_SHAPE_PARAMS
+from clip_hand3d.modeling.hand_template import build_hand_template
 
 NUM_FINGER_JOINTS = 15
 SCALE_LOG_STD = 0.06  # shape parameter 0 ("scale") multiplies the hand by exp(SCALE_LOG_STD * value)
@@ -130,7 +131,7 @@ class ParametricHand(nn.Module):
             global_orient: (B, 3) axis-angle rotation of the whole hand about the wrist joint, rest frame.
             finger_pose: (B, 15, 3) axis-angle of each finger joint (thumb MCP, PIP, DIP, index MCP, ...) in the
                 joint's local frame (`joint_frames`): components (flexion, abduction, twist), radians.
-            shape: (B, 10) shape parameters (`hand_template.SHAPE_PARAM_NAMES`), zeros for the mean hand.
+            shape: (B, 10) shape parameters (`hand_surface.SHAPE_PARAM_NAMES`), zeros for the mean hand.
             translation: optional (B, 3) metres, added last.
 
         Returns:

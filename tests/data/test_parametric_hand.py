@@ -8,7 +8,8 @@ import torch
 
 from clip_hand3d.data.parametric_hand import FINGER_POSE_LIMITS_DEG, ParametricHand, axis_angle_to_matrix
 from clip_hand3d.modeling.hand_joints import JOINT_PARENTS
-from clip_hand3d.modeling.hand_template import SHAPE_PARAM_NAMES, build_hand_template
+from clip_hand3d.modeling.hand_surface import SHAPE_PARAM_NAMES
+from clip_hand3d.modeling.hand_template import build_hand_template
 
 INDEX_MCP, INDEX_PIP, INDEX_TIP = 5, 6, 8
 INDEX_BONES = [4, 5, 6]
