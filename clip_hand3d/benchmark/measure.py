@@ -23,6 +23,7 @@ import torch
 
 from ..modeling import CLIPHand3DConfig, CLIPHand3DModel
 from ..training.data import model_inputs
+from ..validation import check_choice, check_non_negative_int, check_positive_int
 from ..variants import resolve_variant
 from .meters import MIB, OtherProcessesCPU, peak_memory_meter
 from .report import describe_machine
@@ -99,10 +100,11 @@ def measure_inference(
     `backbone_latency_ms_p90`), `images_per_second` of the full model, `full_to_backbone_ratio` (median over
     median), `peak_memory_mib`, the model's `parameters` (see `count_parameters`) and the settings.
     """
-    _check_positive(batch_size=batch_size, repeats=repeats)
-    _check_non_negative(warmup=warmup)
+    check_positive_int("batch_size", batch_size)
+    check_positive_int("repeats", repeats)
+    check_non_negative_int("warmup", warmup)
     check_device(device)
-    _check_precision(precision)
+    check_choice("precision", precision, PRECISIONS)
     model = random_weight_model(config, with_text_model=False, device=device).eval()
     model = model.to(memory_format=_layout(precision))
     pixel_values = random_pixel_values(config, batch_size, torch.Generator().manual_seed(SEED))
@@ -127,11 +129,7 @@ def measure_inference(
     full_median = float(np.median(full_ms))
     backbone_median = float(np.median(backbone_ms))
     return {
-        "batch_size": batch_size,
-        "image_size": config.image_size,
-        "device": device,
-        "precision": precision,
-        "threads": torch.get_num_threads(),
+        **_settings(config, batch_size, device, precision),
         "repeats": repeats,
         "warmup": warmup,
         "other_processes_cpu": others.cores,
@@ -167,9 +165,11 @@ def measure_training(
     batch per second; the network sees each in two views), `peak_memory_mib`, `final_loss`, the model's
     `parameters` (see `count_parameters`) and the settings.
     """
-    _check_positive(batch_size=batch_size, steps=steps, warmup=warmup)
+    check_positive_int("batch_size", batch_size)
+    check_positive_int("steps", steps)
+    check_positive_int("warmup", warmup)
     check_device(device)
-    _check_precision(precision)
+    check_choice("precision", precision, PRECISIONS)
     model = random_weight_model(config, with_text_model=True, device=device).train()
     model = model.to(memory_format=_layout(precision))
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=learning_rate)
@@ -193,11 +193,7 @@ def measure_training(
         step_ms = [_time_ms(training_step, device) for _ in range(steps)]
     step_median = float(np.median(step_ms))
     return {
-        "batch_size": batch_size,
-        "image_size": config.image_size,
-        "device": device,
-        "precision": precision,
-        "threads": torch.get_num_threads(),
+        **_settings(config, batch_size, device, precision),
         "steps": steps,
         "warmup": warmup,
         "other_processes_cpu": others.cores,
@@ -278,21 +274,15 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _check_precision(precision: str) -> None:
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-
-
-def _check_positive(**values: int) -> None:
-    for name, value in values.items():
-        if not (isinstance(value, int) and value >= 1):
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-
-
-def _check_non_negative(**values: int) -> None:
-    for name, value in values.items():
-        if not (isinstance(value, int) and value >= 0):
-            raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+def _settings(config: CLIPHand3DConfig, batch_size: int, device: str, precision: str) -> dict:
+    """The settings every measurement reports: batch size, image side (pixels), device, precision, CPU threads."""
+    return {
+        "batch_size": batch_size,
+        "image_size": config.image_size,
+        "device": device,
+        "precision": precision,
+        "threads": torch.get_num_threads(),
+    }
 
 
 def check_device(device: str) -> None:

@@ -22,14 +22,16 @@ Ge et al.'s real-world set). To mix the two (e.g. `concatenate_datasets`), give 
 mesh column: `dataset.map(lambda row: {"vertices_xyz": None}, features=HAND_FEATURES_WITH_MESH)`; a None
 `vertices_xyz` means "no mesh" to `clip_hand3d.training.transforms`.
 
-Loaders build datasets with `build_hand_dataset` (a thin `Dataset.from_generator`), validate each candidate
-row with `validate_hand_row`, build it with `make_hand_row` and log what they skipped with `log_rejects`.
+Loaders build datasets with `build_hand_dataset` (a thin `Dataset.from_generator`), validate and count each
+candidate row with `RowCounts` (`validate_hand_row`), build it with `make_hand_row` and log what they skipped with
+`RowCounts.log`.
 """
 
 import logging
 import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -179,21 +181,41 @@ def make_hand_row(
     return row
 
 
-def log_rejects(logger: logging.Logger, source: str, rejects: Counter, num_kept: int) -> None:
-    """Log a warning with the count of skipped rows per reason; raise when no row was kept.
+@dataclass
+class RowCounts:
+    """What a loader did with its candidate rows: the number it kept, and the number it skipped per reason."""
 
-    Args:
-        logger: the loader module's logger.
-        source: e.g. "FreiHAND training (/data/FreiHAND_pub_v2)".
-        rejects: reason -> number of rows skipped for it.
-        num_kept: number of rows yielded.
-    """
-    total_rejected = sum(rejects.values())
-    if total_rejected:
-        reasons = ", ".join(f"{count} {reason}" for reason, count in sorted(rejects.items()))
-        logger.warning("%s: skipped %d of %d rows: %s", source, total_rejected, total_rejected + num_kept, reasons)
-    if num_kept == 0:
-        raise HandDatasetError(f"{source}: no usable rows ({total_rejected} rejected)")
+    rejects: Counter = field(default_factory=Counter)
+    num_kept: int = 0
+
+    def reject(self, reason: str) -> None:
+        """Count one row skipped for `reason` (a `REJECT_*` string or one of the loader's own)."""
+        self.rejects[reason] += 1
+
+    def keep_if_valid(self, row: Mapping) -> bool:
+        """Whether `row` passes `validate_hand_row`: counted as kept when it does, else as skipped for its reason."""
+        reason = validate_hand_row(row)
+        if reason is not None:
+            self.reject(reason)
+            return False
+        self.num_kept += 1
+        return True
+
+    def log(self, logger: logging.Logger, source: str) -> None:
+        """Log a warning with the count of skipped rows per reason; raise when no row was kept.
+
+        Args:
+            logger: the loader module's logger.
+            source: e.g. "FreiHAND training (/data/FreiHAND_pub_v2)".
+        """
+        total_rejected = sum(self.rejects.values())
+        if total_rejected:
+            reasons = ", ".join(f"{count} {reason}" for reason, count in sorted(self.rejects.items()))
+            logger.warning(
+                "%s: skipped %d of %d rows: %s", source, total_rejected, total_rejected + self.num_kept, reasons
+            )
+        if self.num_kept == 0:
+            raise HandDatasetError(f"{source}: no usable rows ({total_rejected} rejected)")
 
 
 def file_stamps(paths: Iterable[Path]) -> list[tuple[str, int, int]]:

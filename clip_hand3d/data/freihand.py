@@ -20,7 +20,6 @@ import json
 import logging
 import math
 import os
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,14 +30,14 @@ from clip_hand3d.data.features import (
     HAND_FEATURES,
     HAND_FEATURES_WITH_MESH,
     HandDatasetError,
+    RowCounts,
     build_hand_dataset,
     check_required_files,
-    log_rejects,
     make_hand_row,
     resolve_root,
-    validate_hand_row,
 )
 from clip_hand3d.modeling.hand_joints import NUM_JOINTS, NUM_VERTICES
+from clip_hand3d.validation import check_choice
 
 logger = logging.getLogger(__name__)
 
@@ -49,13 +48,8 @@ FREIHAND_COLOUR_VERSIONS = {"training": 4, "evaluation": 1}
 FREIHAND_IMAGE_NAME = "{index:08d}.jpg"
 
 
-def _check_split(split: str) -> None:
-    if split not in FREIHAND_SPLITS:
-        raise ValueError(f"FreiHAND split must be one of {FREIHAND_SPLITS}, got {split!r}")
-
-
 def _check_colour_versions(split: str, num_colour_versions: int | None) -> None:
-    _check_split(split)
+    check_choice("FreiHAND split", split, FREIHAND_SPLITS)
     available = FREIHAND_COLOUR_VERSIONS[split]
     if num_colour_versions is not None and not 1 <= num_colour_versions <= available:
         raise ValueError(
@@ -68,7 +62,7 @@ def freihand_paths(root: str | os.PathLike, split: str, with_vertices: bool = Tr
 
     `root` is the `FreiHAND_pub_v2` folder (holding `training/` and the JSON files) or its parent.
     """
-    _check_split(split)
+    check_choice("FreiHAND split", split, FREIHAND_SPLITS)
     folder, _ = resolve_root(root, FREIHAND_RELEASE_FOLDER, f"{split}_xyz.json")
     paths = {role: folder / f"{split}_{role}.json" for role in ("K", "xyz", "scale")}
     if with_vertices:
@@ -162,8 +156,7 @@ def iter_freihand_rows(
         FREIHAND_COLOUR_VERSIONS[split], max(1, math.ceil(num_images / num_labels))
     )
     has_masks = paths["mask"].is_dir()
-    rejects = Counter()
-    num_kept = 0
+    counts = RowCounts()
     for index in range(num_labels * num_versions):
         label = index % num_labels
         row = {
@@ -174,13 +167,9 @@ def iter_freihand_rows(
             "K": labels["K"][label],
             "scale": labels["scale"][label],
         }
-        reason = validate_hand_row(row)
-        if reason is not None:
-            rejects[reason] += 1
-            continue
-        num_kept += 1
-        yield make_hand_row(is_left=False, **row)
-    log_rejects(logger, f"FreiHAND {split} ({paths['rgb'].parent.parent})", rejects, num_kept)
+        if counts.keep_if_valid(row):
+            yield make_hand_row(is_left=False, **row)
+    counts.log(logger, f"FreiHAND {split} ({paths['rgb'].parent.parent})")
 
 
 def load_freihand(

@@ -19,7 +19,6 @@ use H / w for both axes, the same for their square boxes and square images).
 
 import logging
 import os
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,12 +31,11 @@ from clip_hand3d.data.features import (
     HAND_FEATURES,
     REJECT_MISSING_FILE,
     HandDatasetError,
+    RowCounts,
     build_hand_dataset,
     check_required_files,
-    log_rejects,
     make_hand_row,
     resolve_root,
-    validate_hand_row,
 )
 from clip_hand3d.modeling.hand_joints import NUM_JOINTS
 
@@ -143,15 +141,14 @@ def iter_real_world_rows(root: str | os.PathLike) -> Iterator[dict]:
             f"Real-world test set ({paths['params'].parent}): the fields disagree on the number of images: {lengths}"
         )
 
-    rejects = Counter()
-    num_kept = 0
+    counts = RowCounts()
     for name, camera, box, pose in zip(image_names, cameras, boxes, poses, strict=True):
         image_path = paths["params"].parent / name
         if not image_path.is_file():
-            rejects[REJECT_MISSING_FILE] += 1
+            counts.reject(REJECT_MISSING_FILE)
             continue
         if not (box[2] > 0 and box[3] > 0):
-            rejects[REJECT_EMPTY_BOX] += 1
+            counts.reject(REJECT_EMPTY_BOX)
             continue
         with PIL.Image.open(image_path) as image:
             crop_size = image.size
@@ -160,13 +157,9 @@ def iter_real_world_rows(root: str | os.PathLike) -> Iterator[dict]:
             "joints_xyz": pose[list(REAL_WORLD_TO_FREIHAND)] * REAL_WORLD_UNIT_METRES,
             "K": crop_intrinsics(camera, box, crop_size),
         }
-        reason = validate_hand_row(row)
-        if reason is not None:
-            rejects[reason] += 1
-            continue
-        num_kept += 1
-        yield make_hand_row(is_left=REAL_WORLD_IS_LEFT, **row)
-    log_rejects(logger, f"Real-world test set ({paths['params'].parent})", rejects, num_kept)
+        if counts.keep_if_valid(row):
+            yield make_hand_row(is_left=REAL_WORLD_IS_LEFT, **row)
+    counts.log(logger, f"Real-world test set ({paths['params'].parent})")
 
 
 def load_real_world(

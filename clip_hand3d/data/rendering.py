@@ -14,6 +14,7 @@ of `geometry.project`. A pixel is covered by a triangle when its centre lies ins
 import numpy as np
 
 from clip_hand3d.geometry import project
+from clip_hand3d.validation import check_positive_int
 
 DEFAULT_LIGHT_DIRECTION = (0.3, -0.5, -1.0)
 # Faces whose doubled projected area (square pixels) is below this are degenerate and skipped.
@@ -268,8 +269,7 @@ def render_mesh(
         raise ValueError(
             f"background must be a ({height}, {width}, 3) uint8 image, got {background.shape} {background.dtype}"
         )
-    if not (isinstance(supersample, int) and supersample >= 1):
-        raise ValueError(f"supersample must be a positive integer, got {supersample!r}")
+    check_positive_int("supersample", supersample)
     if mask_faces is None:
         mask_faces = np.ones(len(faces), dtype=bool)
     mask_faces = np.asarray(mask_faces)

@@ -25,7 +25,6 @@ The annotation file is a Python pickle: load only files from the official releas
 import logging
 import os
 import pickle
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,14 +36,14 @@ from clip_hand3d.data.features import (
     HAND_FEATURES,
     REJECT_MISSING_FILE,
     HandDatasetError,
+    RowCounts,
     build_hand_dataset,
     check_required_files,
-    log_rejects,
     make_hand_row,
     resolve_root,
-    validate_hand_row,
 )
 from clip_hand3d.modeling.hand_joints import NUM_JOINTS
+from clip_hand3d.validation import check_choice
 
 logger = logging.getLogger(__name__)
 
@@ -63,14 +62,9 @@ MIN_VISIBLE_KEYPOINTS = 10
 MIN_MASK_PIXELS = 100
 
 
-def _check_split(split: str) -> None:
-    if split not in RHD_SPLITS:
-        raise ValueError(f"RHD split must be one of {RHD_SPLITS}, got {split!r}")
-
-
 def rhd_paths(root: str | os.PathLike, split: str) -> dict[str, Path]:
     """The files RHD's `split` needs: "annotations", "color", "mask". `root`: `RHD_published_v2` or its parent."""
-    _check_split(split)
+    check_choice("RHD split", split, RHD_SPLITS)
     folder, _ = resolve_root(root, RHD_RELEASE_FOLDER, split)
     return {
         "annotations": folder / split / f"anno_{split}.pickle",
@@ -83,8 +77,7 @@ def check_rhd_inputs(
     root: str | os.PathLike, split: str = "training", hand_selection: str = "visible"
 ) -> dict[str, Path]:
     """Check the arguments of `load_rhd` and that the required files exist; returns `rhd_paths`."""
-    if hand_selection not in RHD_HAND_SELECTIONS:
-        raise ValueError(f"hand_selection must be one of {RHD_HAND_SELECTIONS}, got {hand_selection!r}")
+    check_choice("hand_selection", hand_selection, RHD_HAND_SELECTIONS)
     paths = rhd_paths(root, split)
     _, candidates = resolve_root(root, RHD_RELEASE_FOLDER, split)
     check_required_files(f"RHD {split}", paths.values(), looked_in=candidates)
@@ -154,8 +147,7 @@ def iter_rhd_rows(
     """Yield the rows of RHD's `split` (see `load_rhd` for the arguments), skipping unusable ones."""
     paths = check_rhd_inputs(root, split, hand_selection)
     annotations = _read_annotations(paths["annotations"])
-    rejects = Counter()
-    num_kept = 0
+    counts = RowCounts()
     for sample_id in sorted(annotations):
         annotation = annotations[sample_id]
         xyz = _annotation_field(annotation, "xyz", (RHD_NUM_KEYPOINTS, 3), paths["annotations"], sample_id)
@@ -164,7 +156,7 @@ def iter_rhd_rows(
         image_path = paths["color"] / RHD_IMAGE_NAME.format(sample_id=int(sample_id))
         mask_path = paths["mask"] / RHD_IMAGE_NAME.format(sample_id=int(sample_id))
         if not mask_path.is_file():
-            rejects[REJECT_MISSING_FILE] += 1
+            counts.reject(REJECT_MISSING_FILE)
             continue
         segmentation = np.asarray(PIL.Image.open(mask_path))
         if segmentation.ndim == 3:
@@ -173,13 +165,9 @@ def iter_rhd_rows(
         for hand in _select_hands(uv_vis, hand_pixels, hand_selection, min_visible_keypoints, min_mask_pixels):
             is_left, first, _ = RHD_HANDS[hand]
             row = {"image": str(image_path), "joints_xyz": rhd_hand_joints(xyz, first), "K": K}
-            reason = validate_hand_row(row)
-            if reason is not None:
-                rejects[reason] += 1
-                continue
-            num_kept += 1
-            yield make_hand_row(is_left=is_left, mask=hand_pixels[hand].astype(np.uint8) * 255, **row)
-    log_rejects(logger, f"RHD {split} ({paths['annotations'].parent})", rejects, num_kept)
+            if counts.keep_if_valid(row):
+                yield make_hand_row(is_left=is_left, mask=hand_pixels[hand].astype(np.uint8) * 255, **row)
+    counts.log(logger, f"RHD {split} ({paths['annotations'].parent})")
 
 
 def load_rhd(

@@ -21,7 +21,6 @@ Conversions (each a named constant below, so that a wrong assumption is correcte
 
 import logging
 import os
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,13 +32,13 @@ from scipy.spatial.transform import Rotation
 from clip_hand3d.data.features import (
     HAND_FEATURES,
     HandDatasetError,
+    RowCounts,
     build_hand_dataset,
     check_required_files,
-    log_rejects,
     make_hand_row,
-    validate_hand_row,
 )
 from clip_hand3d.modeling.hand_joints import NUM_JOINTS, ROOT_JOINT
+from clip_hand3d.validation import check_choice
 
 logger = logging.getLogger(__name__)
 
@@ -85,14 +84,9 @@ def stb_joints(hand_para_frame: np.ndarray) -> np.ndarray:
     return palm_centre_to_wrist(joints[list(STB_TO_FREIHAND)])
 
 
-def _check_split(split: str) -> None:
-    if split not in STB_SPLITS:
-        raise ValueError(f"STB split must be one of {tuple(STB_SPLITS)}, got {split!r}")
-
-
 def stb_label_paths(root: str | os.PathLike, split: str) -> list[Path]:
     """The label files of STB's `split` under `root`, in sequence order."""
-    _check_split(split)
+    check_choice("STB split", split, tuple(STB_SPLITS))
     return [Path(root).expanduser() / "labels" / f"{sequence}_SK.mat" for sequence in STB_SPLITS[split]]
 
 
@@ -123,20 +117,15 @@ def _read_hand_para(path: Path) -> np.ndarray:
 def iter_stb_rows(root: str | os.PathLike, split: str = "training") -> Iterator[dict]:
     """Yield the rows of STB's `split` (see `load_stb`), skipping unusable ones."""
     check_stb_inputs(root, split)
-    rejects = Counter()
-    num_kept = 0
+    counts = RowCounts()
     for label_path, sequence in zip(stb_label_paths(root, split), STB_SPLITS[split], strict=True):
         hand_para = _read_hand_para(label_path)
         for frame in range(hand_para.shape[2]):
             image_path = Path(root).expanduser() / sequence / STB_IMAGE_NAME.format(frame=frame)
             row = {"image": str(image_path), "joints_xyz": stb_joints(hand_para[:, :, frame]), "K": STB_COLOUR_K}
-            reason = validate_hand_row(row)
-            if reason is not None:
-                rejects[reason] += 1
-                continue
-            num_kept += 1
-            yield make_hand_row(is_left=STB_IS_LEFT, **row)
-    log_rejects(logger, f"STB {split} ({root})", rejects, num_kept)
+            if counts.keep_if_valid(row):
+                yield make_hand_row(is_left=STB_IS_LEFT, **row)
+    counts.log(logger, f"STB {split} ({root})")
 
 
 def load_stb(

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from clip_hand3d.validation import check_probability
+
 # ITU-R 601-2 luma weights (the grey level of an RGB colour) and the RGB -> YIQ matrix whose first row they are.
 LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 YIQ_FROM_RGB = np.array([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
@@ -53,8 +55,7 @@ class HandAugmentationConfig:
         if self.hue > 0.5:
             raise ValueError(f"HandAugmentationConfig.hue must be <= 0.5 (half a turn), got {self.hue}")
         for name in ("rotation_probability", "flip_probability"):
-            if not 0 <= getattr(self, name) <= 1:
-                raise ValueError(f"HandAugmentationConfig.{name} must lie in [0, 1], got {getattr(self, name)}")
+            check_probability(f"HandAugmentationConfig.{name}", getattr(self, name))
         if len(self.scale_range) != 2 or not 0 < self.scale_range[0] <= self.scale_range[1]:
             raise ValueError(
                 f"HandAugmentationConfig.scale_range must be (low, high) with 0 < low <= high, got {self.scale_range}"

@@ -19,7 +19,7 @@ backgrounds), `scene` (the sample's generator and everything it draws), `render`
 left hands), `dataset` (`load_synthetic`, a cached `datasets.Dataset` in the shared schema
 `HAND_FEATURES_WITH_MESH`, and `iter_synthetic`, a streaming `datasets.IterableDataset`), `freihand_export`
 (`write_synthetic_freihand`, the `make-synthetic` command: the FreiHAND folder layout that
-`clip_hand3d.data.freihand.load_freihand` reads) and `validation` (the argument checks they share).
+`clip_hand3d.data.freihand.load_freihand` reads). Their argument checks are `clip_hand3d.validation`'s.
 """
 
 from clip_hand3d.data.synthetic.dataset import SYNTHETIC_DATA_VERSION, iter_synthetic, load_synthetic

@@ -12,9 +12,9 @@ from datasets import Dataset, IterableDataset, Split
 from datasets.fingerprint import Hasher
 
 from clip_hand3d.data.features import HAND_FEATURES_WITH_MESH
-from clip_hand3d.data.synthetic.render import render_sample
+from clip_hand3d.data.synthetic.render import check_image_size, render_sample
 from clip_hand3d.data.synthetic.scene import check_split
-from clip_hand3d.data.synthetic.validation import check_image_size, check_num_samples, check_probability, check_seed
+from clip_hand3d.validation import check_non_negative_int, check_positive_int, check_probability
 
 # Part of the cache key of `load_synthetic`: bump it when the samples change, so that caches are regenerated.
 SYNTHETIC_DATA_VERSION = 1
@@ -58,10 +58,10 @@ def load_synthetic(
         p_left: probability of a (mirrored) left hand per row.
     """
     check_split(split)
-    check_seed(seed)
-    check_num_samples(num_samples)
+    check_non_negative_int("seed", seed)
+    check_positive_int("num_samples", num_samples)
     check_image_size(image_size)
-    check_probability(p_left)
+    check_probability("p_left", p_left)
     gen_kwargs = {
         "indices": list(range(num_samples)),
         "seed": seed,
@@ -89,11 +89,11 @@ def iter_synthetic(
     `num_samples`, each index is a shard, so DataLoader workers render disjoint rows.
     """
     check_split(split)
-    check_seed(seed)
+    check_non_negative_int("seed", seed)
     if num_samples is not None:
-        check_num_samples(num_samples)
+        check_positive_int("num_samples", num_samples)
     check_image_size(image_size)
-    check_probability(p_left)
+    check_probability("p_left", p_left)
     indices = None if num_samples is None else list(range(num_samples))
     return IterableDataset.from_generator(
         generate_rows,

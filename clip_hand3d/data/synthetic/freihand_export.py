@@ -6,8 +6,8 @@ import os
 from pathlib import Path
 
 from clip_hand3d.data.freihand import FREIHAND_IMAGE_NAME, FREIHAND_SPLITS
-from clip_hand3d.data.synthetic.render import render_sample
-from clip_hand3d.data.synthetic.validation import check_image_size, check_num_samples, check_seed
+from clip_hand3d.data.synthetic.render import check_image_size, render_sample
+from clip_hand3d.validation import check_choice, check_non_negative_int, check_positive_int
 
 # FreiHAND's split names and the synthetic streams (`scene.SPLIT_STREAMS`) they draw from.
 FREIHAND_SPLIT_STREAMS = {"training": "train", "evaluation": "test"}
@@ -60,10 +60,9 @@ def write_synthetic_freihand(
         FileExistsError: `out_dir` already holds files of `split` (a smaller set written over a larger one
             would leave images without labels).
     """
-    if split not in FREIHAND_SPLITS:
-        raise ValueError(f"split must be one of {FREIHAND_SPLITS}, got {split!r}")
-    check_seed(seed)
-    check_num_samples(num_samples)
+    check_choice("split", split, FREIHAND_SPLITS)
+    check_non_negative_int("seed", seed)
+    check_positive_int("num_samples", num_samples)
     check_image_size(image_size)
     out_dir = Path(out_dir)
     folder = out_dir / split

@@ -6,10 +6,18 @@ import PIL.Image
 from clip_hand3d.data.features import make_hand_row
 from clip_hand3d.data.rendering import render_mesh
 from clip_hand3d.data.synthetic.scene import sample_generator, sample_scene
-from clip_hand3d.data.synthetic.validation import check_image_size, check_probability
 from clip_hand3d.geometry import camera_after_affine
+from clip_hand3d.validation import check_probability
 
 SUPERSAMPLE = 2
+# The smallest image side the synthetic scenes are drawn for, pixels.
+MIN_IMAGE_SIZE = 16
+
+
+def check_image_size(image_size: int) -> None:
+    """Raise unless `image_size` (pixels) is an integer of at least `MIN_IMAGE_SIZE`."""
+    if not (isinstance(image_size, (int, np.integer)) and image_size >= MIN_IMAGE_SIZE):
+        raise ValueError(f"image_size must be an integer of at least {MIN_IMAGE_SIZE} pixels, got {image_size!r}")
 
 
 def render_scene(scene: dict, image_size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -62,7 +70,7 @@ def render_sample(index: int, seed: int = 0, image_size: int = 224, split: str =
     joints and vertices, `scale` (length of bone 9-10, metres) and `is_left`.
     """
     check_image_size(image_size)
-    check_probability(p_left)
+    check_probability("p_left", p_left)
     scene = sample_scene(sample_generator(seed, index, split), image_size, p_left)
     rgb, mask = render_scene(scene, image_size)
     joints, vertices, K = scene["joints_xyz"], scene["vertices_xyz"], scene["K"]

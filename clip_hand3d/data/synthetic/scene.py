@@ -9,7 +9,7 @@ from clip_hand3d.data.synthetic.appearance import random_color, sample_backgroun
 from clip_hand3d.data.synthetic.camera import sample_camera
 from clip_hand3d.data.synthetic.forearm import sample_forearm
 from clip_hand3d.data.synthetic.hand import hand_faces, hand_model, rest_hand_normals, sample_hand
-from clip_hand3d.data.synthetic.validation import check_seed
+from clip_hand3d.validation import check_choice, check_non_negative_int
 
 # Disjoint random streams per split (`freihand_export.FREIHAND_SPLIT_STREAMS` maps FreiHAND's split names to them).
 SPLIT_STREAMS = {"train": 0, "test": 1}
@@ -17,16 +17,14 @@ SPLIT_STREAMS = {"train": 0, "test": 1}
 
 def check_split(split: str) -> None:
     """Raise unless `split` names one of `SPLIT_STREAMS`."""
-    if split not in SPLIT_STREAMS:
-        raise ValueError(f"split must be one of {sorted(SPLIT_STREAMS)}, got {split!r}")
+    check_choice("split", split, sorted(SPLIT_STREAMS))
 
 
 def sample_generator(seed: int, index: int, split: str = "train") -> np.random.Generator:
     """The random generator of sample `index` of `split`: a function of `(seed, split, index)` only."""
     check_split(split)
-    check_seed(seed)
-    if not (isinstance(index, (int, np.integer)) and index >= 0):
-        raise ValueError(f"index must be a non-negative integer, got {index!r}")
+    check_non_negative_int("seed", seed)
+    check_non_negative_int("index", index)
     return np.random.default_rng(np.random.SeedSequence([int(seed), SPLIT_STREAMS[split], int(index)]))
 
 
