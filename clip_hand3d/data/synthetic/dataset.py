@@ -12,7 +12,7 @@ from datasets import Dataset, IterableDataset, Split
 from datasets.fingerprint import Hasher
 
 from clip_hand3d.data.features import HAND_FEATURES_WITH_MESH
-from clip_hand3d.data.synthetic.render import check_image_size, render_sample
+from clip_hand3d.data.synthetic.render import check_synthetic_image_size, render_sample
 from clip_hand3d.data.synthetic.scene import check_split
 from clip_hand3d.validation import check_non_negative_int, check_positive_int, check_probability
 
@@ -60,7 +60,7 @@ def load_synthetic(
     check_split(split)
     check_non_negative_int("seed", seed)
     check_positive_int("num_samples", num_samples)
-    check_image_size(image_size)
+    check_synthetic_image_size(image_size)
     check_probability("p_left", p_left)
     gen_kwargs = {
         "indices": list(range(num_samples)),
@@ -92,7 +92,7 @@ def iter_synthetic(
     check_non_negative_int("seed", seed)
     if num_samples is not None:
         check_positive_int("num_samples", num_samples)
-    check_image_size(image_size)
+    check_synthetic_image_size(image_size)
     check_probability("p_left", p_left)
     indices = None if num_samples is None else list(range(num_samples))
     return IterableDataset.from_generator(

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from clip_hand3d.data.freihand import FREIHAND_IMAGE_NAME, FREIHAND_SPLITS
-from clip_hand3d.data.synthetic.render import check_image_size, render_sample
+from clip_hand3d.data.synthetic.render import check_synthetic_image_size, render_sample
 from clip_hand3d.validation import check_choice, check_non_negative_int, check_positive_int
 
 # FreiHAND's split names and the synthetic streams (`scene.SPLIT_STREAMS`) they draw from.
@@ -63,7 +63,7 @@ def write_synthetic_freihand(
     check_choice("split", split, FREIHAND_SPLITS)
     check_non_negative_int("seed", seed)
     check_positive_int("num_samples", num_samples)
-    check_image_size(image_size)
+    check_synthetic_image_size(image_size)
     out_dir = Path(out_dir)
     folder = out_dir / split
     existing = [

@@ -14,7 +14,7 @@ SUPERSAMPLE = 2
 MIN_IMAGE_SIZE = 16
 
 
-def check_image_size(image_size: int) -> None:
+def check_synthetic_image_size(image_size: int) -> None:
     """Raise unless `image_size` (pixels) is an integer of at least `MIN_IMAGE_SIZE`."""
     if not (isinstance(image_size, (int, np.integer)) and image_size >= MIN_IMAGE_SIZE):
         raise ValueError(f"image_size must be an integer of at least {MIN_IMAGE_SIZE} pixels, got {image_size!r}")
@@ -69,7 +69,7 @@ def render_sample(index: int, seed: int = 0, image_size: int = 224, split: str =
     `vertices_xyz` (778, 3) in metres in the camera frame, `K`, `joints_uv`, the tight `box` of the projected
     joints and vertices, `scale` (length of bone 9-10, metres) and `is_left`.
     """
-    check_image_size(image_size)
+    check_synthetic_image_size(image_size)
     check_probability("p_left", p_left)
     scene = sample_scene(sample_generator(seed, index, split), image_size, p_left)
     rgb, mask = render_scene(scene, image_size)
