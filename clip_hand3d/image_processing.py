@@ -247,7 +247,14 @@ class CLIPHand3DImageProcessor(BaseImageProcessor):
         """The (S, S, 3) uint8 crop of an RGB PIL `image` through `affine` (original pixels -> crop pixels)."""
         return np.asarray(crop_image(image, affine, self.image_size))
 
-    def preprocess(self, images, boxes=None, is_left=None, return_tensors: str | None = "pt") -> BatchFeature:
+    def preprocess(
+        self,
+        images,
+        boxes=None,
+        is_left=None,
+        return_tensors: str | None = "pt",
+        max_image_pixels: int | None = None,
+    ) -> BatchFeature:
         """Crop, mirror and normalise a batch of hand images.
 
         Args:
@@ -256,6 +263,8 @@ class CLIPHand3DImageProcessor(BaseImageProcessor):
                 image (an entry may be None: whole image).
             is_left: None (all right hands), or one bool per image; left hands are mirrored.
             return_tensors: "pt" for torch tensors, "np" or None for numpy arrays.
+            max_image_pixels: the largest image accepted, pixels (None: `image_utils.MAX_IMAGE_PIXELS`); EXIF
+                orientation is applied and sizes are checked by `image_utils.rgb_image`.
 
         Returns:
             BatchFeature with `pixel_values` (B, 3, S, S) float32, `crop_transforms` (B, 2, 3) float32 (original
@@ -267,7 +276,7 @@ class CLIPHand3DImageProcessor(BaseImageProcessor):
         flags = _is_left_array(is_left, batch_size)
         pixel_values, transforms, sizes = [], [], []
         for index, (image, box, left) in enumerate(zip(images, box_list, flags, strict=True)):
-            rgb = rgb_image(image, f"image {index}")
+            rgb = rgb_image(image, f"image {index}", max_image_pixels)
             affine = self.crop_transform(box, rgb.height, rgb.width, bool(left))
             crop = self.crop(rgb, affine)
             pixel_values.append(self.normalize(crop.transpose(2, 0, 1)))

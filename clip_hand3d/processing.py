@@ -61,6 +61,7 @@ class CLIPHand3DProcessor(ProcessorMixin):
         generator: np.random.Generator | None = None,
         return_prompts: bool = False,
         return_tensors: str | None = "pt",
+        max_image_pixels: int | None = None,
     ) -> BatchFeature:
         """Image features and/or tokenised prompts of a batch.
 
@@ -71,6 +72,7 @@ class CLIPHand3DProcessor(ProcessorMixin):
             generator: numpy random generator for the joint draw; a fresh default one when None.
             return_prompts: also return `prompts`, a list of B tuples (text_x, text_y, text_z).
             return_tensors: "pt" for torch tensors, "np" or None for numpy arrays.
+            max_image_pixels: the largest image accepted (see `CLIPHand3DImageProcessor.preprocess`).
 
         Returns:
             BatchFeature with the image processor's fields when `images` is given, and when `joints_xyz` is given
@@ -82,7 +84,11 @@ class CLIPHand3DProcessor(ProcessorMixin):
             raise ValueError("return_prompts=True needs joints_xyz")
         data = {}
         if images is not None:
-            data.update(self.image_processor(images, boxes=boxes, is_left=is_left, return_tensors=None))
+            data.update(
+                self.image_processor(
+                    images, boxes=boxes, is_left=is_left, return_tensors=None, max_image_pixels=max_image_pixels
+                )
+            )
         prompts = None
         if joints_xyz is not None:
             texts_x, texts_y, texts_z = build_prompts_batch(joints_xyz, self.num_prompt_joints, generator)
