@@ -350,7 +350,7 @@ def test_bad_rows_name_the_field(changes, message):
     ("changes", "message"),
     [
         ({"rotation_degrees": -1.0}, "rotation_degrees must be >= 0"),
-        ({"flip_probability": 2.0}, r"flip_probability must lie in \[0, 1\]"),
+        ({"flip_probability": 2.0}, r"flip_probability must be a probability in \[0, 1\]"),
         ({"scale_range": (1.2, 0.8)}, "scale_range must be"),
         ({"hue": 0.7}, "hue must be <= 0.5"),
         ({"brightness": 1.5}, "brightness must be <= 1"),
