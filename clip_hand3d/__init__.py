@@ -9,6 +9,9 @@ AutoConfig.register(CLIPHand3DConfig.model_type, CLIPHand3DConfig, exist_ok=True
 AutoModel.register(CLIPHand3DConfig, CLIPHand3DModel, exist_ok=True)
 
 from .image_processing import CLIPHand3DImageProcessor  # noqa: E402
+
+# Registers transformers' pipeline("hand-mesh-estimation"); mediapipe is imported only when a detector is made.
+from .pipeline import HandMeshPipeline  # noqa: E402
 from .processing import CLIPHand3DProcessor  # noqa: E402
 from .prompts import build_prompts  # noqa: E402
 
@@ -20,6 +23,7 @@ __all__ = [
     "CLIPHand3DModel",
     "CLIPHand3DOutput",
     "CLIPHand3DProcessor",
+    "HandMeshPipeline",
     "HandTopology",
     "build_prompts",
 ]

@@ -8,14 +8,16 @@ import numpy as np
 
 
 def check_positive_int(name: str, value: int) -> None:
-    """Raise unless `value` is an integer (Python or numpy) of at least 1; `name` names it in the message."""
-    if not (isinstance(value, (int, np.integer)) and value >= 1):
+    """Raise unless `value` is an integer (Python or numpy, not a bool) of at least 1; `name` names it in the
+    message."""
+    if isinstance(value, bool) or not (isinstance(value, (int, np.integer)) and value >= 1):
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 def check_non_negative_int(name: str, value: int) -> None:
-    """Raise unless `value` is an integer (Python or numpy) of at least 0; `name` names it in the message."""
-    if not (isinstance(value, (int, np.integer)) and value >= 0):
+    """Raise unless `value` is an integer (Python or numpy, not a bool) of at least 0; `name` names it in the
+    message."""
+    if isinstance(value, bool) or not (isinstance(value, (int, np.integer)) and value >= 0):
         raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
 
 

@@ -20,7 +20,9 @@ def test_valid_values_pass():
     [
         (lambda: check_positive_int("batch_size", 0), "batch_size must be a positive integer, got 0"),
         (lambda: check_positive_int("batch_size", 2.0), "batch_size must be a positive integer, got 2.0"),
+        (lambda: check_positive_int("batch_size", True), "batch_size must be a positive integer, got True"),
         (lambda: check_non_negative_int("seed", -1), "seed must be a non-negative integer, got -1"),
+        (lambda: check_non_negative_int("seed", False), "seed must be a non-negative integer, got False"),
         (lambda: check_probability("p_left", 1.5), r"p_left must be a probability in \[0, 1\], got 1.5"),
         (
             lambda: check_choice("split", "val", ("train", "test")),
