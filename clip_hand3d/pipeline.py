@@ -7,12 +7,18 @@ pipe = HandMeshPipeline.from_pretrained("outputs/clip-hand3d-tiny")   # detector
 hands = pipe("photo.jpg")                     # a path, a PIL image or a numpy array; one dict per hand
 hands = pipe(image, boxes=[(120, 80, 260, 240)], is_left=[False])   # boxes given: no detector runs
 hands = pipe(webcam_frame, mirrored=True)     # a mirrored selfie frame: handedness is the person's
+hands = pipe(image, K=K)                      # the camera's intrinsics, when known: metric camera-frame meshes
 ```
 
 One call: the image is converted once (`image_utils.rgb_image`: any mode, 16-bit, numpy; EXIF orientation
 applied; size checked) -> the hands' boxes: the ones given, else the detector's, else (no detector) the whole image
 as one hand -> the processor crops every hand (left hands mirrored) -> one batch through the network -> the
 processor's `post_process` -> per hand a dict in the original image's pixels and metres.
+
+The camera: every hand of an image is placed in one camera frame, the image's, with the intrinsics `K` given or,
+when none is, `default_intrinsics` (focal length 0.8 x the longer side, about a phone's main camera); the hand's
+distance comes from the processor's default bone length. So all hands of a photo can be shown together and their
+meshes project onto the image where the network saw them.
 
 Handedness: `is_left` is the person's hand. `mirrored=True` says the image is a mirror image (a selfie / webcam
 frame as shown by most apps, Gradio's webcam by default), where a person's left hand looks like a right hand; the
@@ -48,6 +54,9 @@ from clip_hand3d.variants import load_processor
 
 TASK = "hand-mesh-estimation"
 TIMING_NAMES = ("detection", "preprocess", "network", "post_process", "total")
+# The assumed focal length of an image without intrinsics, as a fraction of its longer side in pixels: about 64
+# degrees of view across the longer side, a phone's main camera or a webcam (a 26 mm full-frame equivalent lens).
+DEFAULT_FOCAL_FRACTION = 0.8
 # Where a hand's box came from (the result's `box_source`).
 BOX_GIVEN, BOX_DETECTED, BOX_WHOLE_IMAGE = "given", "detector", "whole_image"
 
@@ -97,6 +106,8 @@ class _Prepared:
     image_size: tuple[int, int]
     boxes: list[tuple[float, float, float, float]]
     is_left: list[bool]
+    K: np.ndarray
+    K_assumed: bool
     scores: list[float | None]
     box_source: str
     mirrored: bool
@@ -122,6 +133,23 @@ def _model_device_and_dtype(model) -> tuple[torch.device | None, torch.dtype | N
         if parameter is not None:
             return parameter.device, parameter.dtype
     return None, None
+
+
+def default_intrinsics(image_size: tuple[int, int]) -> np.ndarray:
+    """(3, 3) intrinsics assumed for an image of `image_size` (height, width) pixels without its own: focal length
+    `DEFAULT_FOCAL_FRACTION` x the longer side, principal point at the image centre (pixel centres at integers)."""
+    height, width = image_size
+    focal = DEFAULT_FOCAL_FRACTION * max(height, width)
+    return np.array([[focal, 0.0, (width - 1) / 2], [0.0, focal, (height - 1) / 2], [0.0, 0.0, 1.0]])
+
+
+def _check_intrinsics(K) -> np.ndarray:
+    if isinstance(K, torch.Tensor):
+        K = K.detach().cpu().numpy()
+    K = np.asarray(K, dtype=np.float64)
+    if K.shape != (3, 3) or not np.isfinite(K).all() or K[0, 0] <= 0 or K[1, 1] <= 0:
+        raise ValueError(f"K must be finite (3, 3) intrinsics with positive focal lengths, got {K.tolist()}")
+    return K
 
 
 def _check_boxes(boxes) -> list[tuple[float, float, float, float]]:
@@ -234,7 +262,7 @@ class HandMeshPipeline:
         detector = make_detector(detector, **dict(detector_options or {}))
         return cls(model, processor, detector=detector, max_image_pixels=max_image_pixels)
 
-    def __call__(self, image, boxes=None, is_left=None, mirrored: bool = False) -> list[dict]:
+    def __call__(self, image, boxes=None, is_left=None, mirrored: bool = False, K=None) -> list[dict]:
         """Every hand of one image.
 
         Args:
@@ -245,12 +273,16 @@ class HandMeshPipeline:
             is_left: None (the detector's handedness; a right hand for given boxes and the whole image), one
                 bool for every hand (overrides the detector's), or one bool per given box.
             mirrored: the image is a mirror image (selfie / webcam frame): `is_left` is still the person's hand.
+            K: (3, 3) intrinsics of the image in pixels (pixel centres at integers), or None for
+                `default_intrinsics`.
 
         Returns:
             One dict per hand (best detector score first): `box` (x1, y1, x2, y2) pixels; `is_left`; `score` (the
             detector's confidence; None for given boxes and the whole image); `keypoints_2d` (21, 2) pixels of
             the original image; `joints_3d` (21, 3) and `vertices_3d` (V, 3), metres, root-relative (wrist at
-            0), camera axes of the image as given; `faces` (F, 3) int; `box_source` ("given", "detector" or
+            0), camera axes of the image as given; `joints_cam` (21, 3) and `vertices_cam` (V, 3), metres, in the
+            camera frame of `K` (OpenCV axes: x right, y down, z forward); `K` (3, 3), the intrinsics used, and
+            `K_assumed` (True when they are `default_intrinsics`); `faces` (F, 3) int; `box_source` ("given", "detector" or
             "whole_image"); `whole_image` (True when the whole image was taken as one hand: no boxes and no
             detector); `mirrored`; `timings_ms` of the image (shared by its hands): `detection`, `preprocess`
             (crops), `network`, `post_process`, `total`.
@@ -259,12 +291,12 @@ class HandMeshPipeline:
             ValueError: not an image, an empty or 1-pixel-wide image, one over `max_image_pixels`, bad boxes or
                 flags.
         """
-        return self.predict(image, boxes=boxes, is_left=is_left, mirrored=mirrored).hands
+        return self.predict(image, boxes=boxes, is_left=is_left, mirrored=mirrored, K=K).hands
 
-    def predict(self, image, boxes=None, is_left=None, mirrored: bool = False) -> HandMeshOutput:
+    def predict(self, image, boxes=None, is_left=None, mirrored: bool = False, K=None) -> HandMeshOutput:
         """Like `__call__`, with the image's timings and size also when no hand was found."""
         start = time.perf_counter()
-        prepared = self.prepare(image, boxes=boxes, is_left=is_left, mirrored=mirrored)
+        prepared = self.prepare(image, boxes=boxes, is_left=is_left, mirrored=mirrored, K=K)
         outputs = self.forward(prepared)
         hands = self.finish(prepared, outputs)
         prepared.timings_ms["total"] = _milliseconds(start)
@@ -282,7 +314,7 @@ class HandMeshPipeline:
             return []
         return list(self.detector.detect(rgb, mirrored=mirrored))
 
-    def prepare(self, image, boxes=None, is_left=None, mirrored: bool = False) -> _Prepared:
+    def prepare(self, image, boxes=None, is_left=None, mirrored: bool = False, K=None) -> _Prepared:
         """Stage 1: the image, its hands (given, detected or the whole image) and the processor's crops."""
         if not isinstance(mirrored, bool | np.bool_):
             raise ValueError(f"mirrored must be a bool, got {mirrored!r}")
@@ -290,6 +322,8 @@ class HandMeshPipeline:
         timings = dict.fromkeys(TIMING_NAMES, 0.0)
         rgb = self.load_image(image)
         image_size = (rgb.height, rgb.width)
+        K_assumed = K is None
+        K = default_intrinsics(image_size) if K is None else _check_intrinsics(K)
         scores: list[float | None]
         detector_ran = False
         if boxes is not None:
@@ -325,7 +359,9 @@ class HandMeshPipeline:
                 max_image_pixels=self.max_image_pixels,
             )
             timings["preprocess"] = _milliseconds(start)
-        return _Prepared(image_size, box_list, flags, scores, source, mirrored, detector_ran, inputs, timings)
+        return _Prepared(
+            image_size, box_list, flags, K, K_assumed, scores, source, mirrored, detector_ran, inputs, timings
+        )
 
     def forward(self, prepared: _Prepared):
         """Stage 2: all hands of the image through the network at once (None when there is no hand)."""
@@ -351,7 +387,8 @@ class HandMeshPipeline:
         if prepared.inputs is None:
             return []
         start = time.perf_counter()
-        results = self.processor.post_process(outputs, prepared.inputs)
+        bone_length = self.processor.image_processor.default_bone_length
+        results = self.processor.post_process(outputs, prepared.inputs, K=prepared.K, bone_length=bone_length)
         prepared.timings_ms["post_process"] = _milliseconds(start)
         hands = []
         for index, result in enumerate(results):
@@ -364,6 +401,10 @@ class HandMeshPipeline:
                     "keypoints_2d": result["keypoints_2d"],
                     "joints_3d": result["joints_3d"],
                     "vertices_3d": result["vertices_3d"],
+                    "joints_cam": result["joints_cam"],
+                    "vertices_cam": result["vertices_cam"],
+                    "K": prepared.K,
+                    "K_assumed": prepared.K_assumed,
                     "faces": faces,
                     "box_source": prepared.box_source,
                     "whole_image": prepared.box_source == BOX_WHOLE_IMAGE,
@@ -423,18 +464,19 @@ class HandMeshEstimationPipeline(Pipeline):
         self.model.eval()
         self.hand_mesh = HandMeshPipeline(self.model, self.processor, detector, max_image_pixels)
 
-    def _sanitize_parameters(self, boxes=None, is_left=None, mirrored=None, **kwargs):
+    def _sanitize_parameters(self, boxes=None, is_left=None, mirrored=None, K=None, **kwargs):
         if kwargs:
             raise ValueError(
-                f"unknown arguments {sorted(kwargs)}: hand-mesh-estimation takes boxes, is_left, mirrored"
+                f"unknown arguments {sorted(kwargs)}: hand-mesh-estimation takes boxes, is_left, mirrored, K"
             )
-        preprocess = {"boxes": boxes, "is_left": is_left}
+        preprocess = {"boxes": boxes, "is_left": is_left, "K": K}
         if mirrored is not None:
             preprocess["mirrored"] = mirrored
         return preprocess, {}, {}
 
-    def preprocess(self, image, boxes=None, is_left=None, mirrored=False):
-        return {"prepared": self.hand_mesh.prepare(image, boxes=boxes, is_left=is_left, mirrored=mirrored)}
+    def preprocess(self, image, boxes=None, is_left=None, mirrored=False, K=None):
+        prepared = self.hand_mesh.prepare(image, boxes=boxes, is_left=is_left, mirrored=mirrored, K=K)
+        return {"prepared": prepared}
 
     def _forward(self, model_inputs):
         prepared = model_inputs["prepared"]

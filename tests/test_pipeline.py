@@ -348,3 +348,24 @@ def test_mediapipe_detector_end_to_end(tiny_dir):
     x1, y1, x2, y2 = hand["box"]
     bx1, by1, bx2, by2 = row["box"]
     assert x1 < bx2 and bx1 < x2 and y1 < by2 and by1 < y2
+
+
+def test_all_hands_share_one_camera_and_project_onto_their_keypoints(tiny_pipe):
+    from clip_hand3d.geometry import project
+    from clip_hand3d.pipeline import DEFAULT_FOCAL_FRACTION
+
+    image = np.random.default_rng(2).integers(0, 256, (HEIGHT, WIDTH, 3), dtype=np.uint8)
+    hands = tiny_pipe(image, boxes=[BOX, (100, 30, 150, 100)], is_left=[False, True])
+    focal = DEFAULT_FOCAL_FRACTION * WIDTH
+    expected_K = np.array([[focal, 0, (WIDTH - 1) / 2], [0, focal, (HEIGHT - 1) / 2], [0, 0, 1]])
+    for hand in hands:
+        np.testing.assert_allclose(hand["K"], expected_K)
+        assert hand["K_assumed"] is True and (hand["vertices_cam"][:, 2] > 0).all()
+        np.testing.assert_allclose(project(hand["joints_cam"], hand["K"]), hand["keypoints_2d"], atol=1e-6)
+        np.testing.assert_allclose(hand["joints_cam"] - hand["joints_cam"][0], hand["joints_3d"], atol=1e-9)
+    K = np.array([[300.0, 0, 70], [0, 310.0, 55], [0, 0, 1]])
+    (hand,) = tiny_pipe(image, boxes=BOX, K=K)
+    assert hand["K_assumed"] is False and np.array_equal(hand["K"], K)
+    np.testing.assert_allclose(project(hand["joints_cam"], K), hand["keypoints_2d"], atol=1e-6)
+    with pytest.raises(ValueError, match=r"K must be finite \(3, 3\) intrinsics"):
+        tiny_pipe(image, boxes=BOX, K=np.eye(2))
