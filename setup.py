@@ -28,6 +28,7 @@ setup(
         "pillow",
         "matplotlib",
         "psutil",
+        "trimesh",
     ],
     extras_require={
         # MediaPipe Hands' palm detector and landmark models ship inside this wheel (nothing is downloaded); it
