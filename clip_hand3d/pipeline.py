@@ -91,12 +91,15 @@ def _load_runtime(runtime: str, name_or_path: str, device: str | torch.device | 
 @dataclass
 class HandMeshOutput:
     """Everything one call found: `hands` (one dict per hand, see `HandMeshPipeline.__call__`), the `timings_ms`
-    of the image, its `image_size` (height, width) after EXIF orientation, and whether the detector ran."""
+    of the image, its `image_size` (height, width) after EXIF orientation, whether the detector ran, and the
+    network's input crops `pixel_values` (N, 3, S, S) in the hands' order (None without hands), e.g. to score
+    sentences against them (`clip_hand3d.pose_text`)."""
 
     hands: list[dict]
     timings_ms: dict[str, float]
     image_size: tuple[int, int]
     detector_ran: bool = False
+    pixel_values: torch.Tensor | None = None
 
 
 @dataclass
@@ -300,7 +303,10 @@ class HandMeshPipeline:
         outputs = self.forward(prepared)
         hands = self.finish(prepared, outputs)
         prepared.timings_ms["total"] = _milliseconds(start)
-        return HandMeshOutput(hands, dict(prepared.timings_ms), prepared.image_size, prepared.detector_ran)
+        pixel_values = None if prepared.inputs is None else prepared.inputs["pixel_values"]
+        return HandMeshOutput(
+            hands, dict(prepared.timings_ms), prepared.image_size, prepared.detector_ran, pixel_values
+        )
 
     def load_image(self, image) -> PIL.Image.Image:
         """The RGB PIL image the pipeline works on (EXIF orientation applied, size checked); paths are opened."""

@@ -182,6 +182,8 @@ def test_the_crop_follows_the_processor_margin(fake_pipe, fake):
 def test_no_boxes_and_no_detector_takes_the_whole_image_as_one_right_hand(fake_pipe):
     output = fake_pipe.predict(marker_image())
     (hand,) = output.hands
+    size = fake_pipe.processor.image_processor.image_size
+    assert output.pixel_values.shape == (1, 3, size, size)
     assert hand["whole_image"] and hand["box_source"] == "whole_image" and hand["is_left"] is False
     assert hand["box"] == (-0.5, -0.5, WIDTH - 0.5, HEIGHT - 0.5) and hand["score"] is None
     assert output.image_size == (HEIGHT, WIDTH) and not output.detector_ran
@@ -213,7 +215,7 @@ def test_detected_hands_carry_the_detector_box_handedness_and_score(tiny_pipe, f
     assert [hand["is_left"] for hand in pipe(marker_image(), is_left=False)] == [False, False]
     spy.detections = []
     output = pipe.predict(marker_image())
-    assert output.hands == [] and output.timings_ms["detection"] >= 0 and len(fake.calls) == 2
+    assert output.hands == [] and output.timings_ms["detection"] >= 0 and output.pixel_values is None and len(fake.calls) == 2
 
 
 def exif_png(array: np.ndarray, orientation: int) -> PIL.Image.Image:
