@@ -40,7 +40,9 @@ def hand_color(index: int) -> tuple[float, float, float]:
     return HAND_COLORS[index % len(HAND_COLORS)]
 
 
-def draw_hands(image, hands: Sequence[dict], mesh: bool = True, skeleton: bool = True) -> PIL.Image.Image:
+def draw_hands(
+    image, hands: Sequence[dict], mesh: bool = True, skeleton: bool = True, max_side: int | None = None
+) -> PIL.Image.Image:
     """The image (RGB) with each hand's shaded mesh and its 2D skeleton drawn over it.
 
     Args:
@@ -48,13 +50,27 @@ def draw_hands(image, hands: Sequence[dict], mesh: bool = True, skeleton: bool =
         hands: the pipeline's hands; the mesh needs `vertices_cam`, `faces` and `K`, the skeleton `keypoints_2d`.
         mesh: draw the meshes.
         skeleton: draw the 21 keypoints and the bones between them.
+        max_side: a larger image is drawn downscaled to this longer side, pixels (None: full size).
     """
     picture = rgb_image(image, "image")
+    if max_side is not None and max(picture.size) > max_side:
+        factor = max_side / max(picture.size)
+        size = (max(1, round(picture.width * factor)), max(1, round(picture.height * factor)))
+        hands = [scale_hand(hand, size[0] / picture.width) for hand in hands]
+        picture = picture.resize(size, PIL.Image.Resampling.LANCZOS)
     if mesh and hands:
         picture = _draw_meshes(picture, hands)
     if skeleton:
         _draw_skeletons(picture, hands)
     return picture
+
+
+def scale_hand(hand: dict, factor: float) -> dict:
+    """The hand as seen in the image resized by `factor`: keypoints and intrinsics scaled (pixel centres at
+    integers: x -> factor * (x + 0.5) - 0.5), the 3D points unchanged."""
+    resize = np.array([[factor, 0.0, 0.5 * factor - 0.5], [0.0, factor, 0.5 * factor - 0.5], [0.0, 0.0, 1.0]])
+    keypoints = np.asarray(hand["keypoints_2d"], dtype=np.float64) * factor + (0.5 * factor - 0.5)
+    return {**hand, "keypoints_2d": keypoints, "K": resize @ np.asarray(hand["K"], dtype=np.float64)}
 
 
 def _draw_meshes(picture: PIL.Image.Image, hands: Sequence[dict]) -> PIL.Image.Image:

@@ -79,3 +79,14 @@ def test_bad_hands_raise_clear_errors():
         write_hands_glb([], "never.glb")
     assert len(hands_scene([]).geometry) == 0
     assert np.array_equal(np.asarray(draw_hands(image, [])), image)
+
+
+def test_a_downscaled_drawing_matches_the_downscaled_photo():
+    image, hand, mask = true_hand(0.0)
+    large = np.repeat(np.repeat(image, 2, axis=0), 2, axis=1)  # 448 px: pixel (x, y) -> 2x + 0.5
+    large_hand = dict(hand, keypoints_2d=hand["keypoints_2d"] * 2 + 0.5)
+    large_hand["K"] = np.array([[2.0, 0, 0.5], [0, 2.0, 0.5], [0, 0, 1]]) @ hand["K"]
+    overlay = np.asarray(draw_hands(large, [large_hand], skeleton=False, max_side=224))
+    assert overlay.shape == (224, 224, 3)
+    changed = np.abs(overlay.astype(int) - np.asarray(draw_hands(large, [], max_side=224))).sum(axis=2) > 0
+    assert (changed & mask).sum() / (changed | mask).sum() > 0.9
