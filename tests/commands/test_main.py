@@ -5,4 +5,4 @@ from clip_hand3d.commands import build_parser
 
 def test_every_subcommand_is_registered():
     subcommands = build_parser()._subparsers._group_actions[0].choices
-    assert sorted(subcommands) == ["benchmark", "build-topology", "evaluate", "export", "make-synthetic"]
+    assert sorted(subcommands) == ["benchmark", "build-topology", "evaluate", "export", "make-synthetic", "video"]

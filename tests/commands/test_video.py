@@ -1,0 +1,112 @@
+"""`clip-hand3d video` on short videos of synthetic hands, with a tiny random-weight model."""
+
+import json
+from fractions import Fraction
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+
+from clip_hand3d.commands import main
+from clip_hand3d.commands.video import VideoWriter, open_video, read_frames
+from clip_hand3d.data.synthetic.render import render_sample
+from clip_hand3d.modeling import CLIPHand3DConfig, CLIPHand3DModel
+from clip_hand3d.pipeline import HandMeshPipeline, hands_to_json
+from clip_hand3d.smoothing import HandSmoother
+from clip_hand3d.variants import load_processor, resolve_variant
+
+pytest.importorskip("av")
+
+NUM_FRAMES = 6
+RATE = 10
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    """The tiny variant with random weights, saved with its processor (what train.py writes)."""
+    folder = tmp_path_factory.mktemp("tiny")
+    config = CLIPHand3DConfig.from_pretrained(resolve_variant("clip-hand3d-tiny"))
+    torch.manual_seed(0)
+    CLIPHand3DModel(config).save_pretrained(folder)
+    load_processor("clip-hand3d-tiny", config).save_pretrained(folder)
+    return folder
+
+
+def write_video(path, mirror: bool = False):
+    """NUM_FRAMES synthetic right hands (mirror images of them with `mirror`) at RATE frames/s."""
+    with VideoWriter(path, Fraction(RATE)) as writer:
+        for index in range(NUM_FRAMES):
+            image = render_sample(index, 0, 224, "train")["image"].convert("RGB")
+            writer.write(image.transpose(PIL.Image.Transpose.FLIP_LEFT_RIGHT) if mirror else image)
+    return path
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory):
+    return write_video(tmp_path_factory.mktemp("video") / "hands.mp4")
+
+
+def read_lines(path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_every_frame_is_drawn_and_written_as_a_json_line(tmp_path, tiny_dir, video):
+    out, lines = tmp_path / "overlay.mp4", tmp_path / "hands.jsonl"
+    main(
+        ["video", str(video), "--model", str(tiny_dir), "--detector", "none", "--out", str(out), "--json", str(lines)]
+    )
+    with open_video(out) as container:
+        frames = list(read_frames(container))
+    assert len(frames) == NUM_FRAMES and all(image.size == (224, 224) for _, image in frames)
+    records = read_lines(lines)
+    assert [record["frame"] for record in records] == list(range(NUM_FRAMES))
+    np.testing.assert_allclose([record["time"] for record in records], np.arange(NUM_FRAMES) / RATE, atol=1e-6)
+    for record in records:
+        (hand,) = record["hands"]
+        assert hand["whole_image"] and hand["track_id"] == 0 and hand["is_left"] is False
+        assert np.shape(hand["keypoints_2d"]) == (21, 2) and np.shape(hand["vertices_3d"]) == (778, 3)
+        assert np.shape(hand["faces"])[1] == 3 and set(hand["timings_ms"]) >= {"network", "total"}
+
+
+def test_the_json_holds_the_smoothed_hands(tmp_path, tiny_dir, video):
+    lines = tmp_path / "hands.jsonl"
+    main(["video", str(video), "--model", str(tiny_dir), "--detector", "none", "--json", str(lines), "--beta", "0"])
+    pipe, smoother = HandMeshPipeline.from_pretrained(tiny_dir, detector=None), HandSmoother(beta=0.0)
+    with open_video(video) as container:
+        expected = [hands_to_json(smoother(pipe(image), time_s)) for time_s, image in read_frames(container)]
+    for record, hands in zip(read_lines(lines), expected, strict=True):
+        for name in ("box", "keypoints_2d", "joints_3d", "vertices_cam"):
+            np.testing.assert_allclose(record["hands"][0][name], hands[0][name], rtol=1e-5, atol=1e-5)
+    # Smoothing changed the later frames: the raw network output of frame 1 is not what was written.
+    with open_video(video) as container:
+        raw = [pipe(image) for _, image in read_frames(container)]
+    assert not np.allclose(read_lines(lines)[1]["hands"][0]["keypoints_2d"], raw[1][0]["keypoints_2d"])
+
+
+def test_the_mediapipe_detector_on_a_mirrored_video(tmp_path, tiny_dir):
+    pytest.importorskip("mediapipe")
+    selfie = write_video(tmp_path / "selfie.mp4", mirror=True)
+    lines = tmp_path / "hands.jsonl"
+    main(["video", str(selfie), "--model", str(tiny_dir), "--mirrored", "--json", str(lines)])
+    records = read_lines(lines)
+    hands = [hand for record in records for hand in record["hands"]]
+    assert len(records) == NUM_FRAMES and hands
+    assert all(hand["box_source"] == "detector" and hand["mirrored"] for hand in hands)
+    # A right hand's mirror image, said to be a selfie frame, is the person's right hand.
+    assert np.mean([not hand["is_left"] for hand in hands]) >= 0.8
+
+
+@pytest.mark.parametrize(
+    "make_input, extra, message",
+    [
+        (lambda tmp: tmp / "missing.mp4", ["--json", "x.jsonl"], "does not exist"),
+        (lambda tmp: (tmp / "notes.mp4").write_text("not a video") and tmp / "notes.mp4", ["--json", "x.jsonl"],
+         "is not a video file ffmpeg can read"),
+        (lambda tmp: tmp / "missing.mp4", [], "give --out"),
+        (lambda tmp: tmp / "missing.mp4", ["--out", "x.avi"], "must end in one of .mp4"),
+    ],
+)  # fmt: skip
+def test_bad_inputs_get_a_clear_error_before_the_model_loads(tmp_path, make_input, extra, message):
+    with pytest.raises(SystemExit, match=message):
+        main(["video", str(make_input(tmp_path)), "--model", str(tmp_path / "no-model"), *extra])
