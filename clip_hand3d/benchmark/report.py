@@ -158,3 +158,93 @@ def _parameter_row(name: str, counts: dict[str, int]) -> list[str]:
     millions = [counts["total"], counts["trainable"], counts["backbone"], counts["text_model"]]
     millions.append(counts["total"] - counts["text_model"])
     return [name] + [f"{count / 1e6:.2f}" for count in millions]
+
+
+RUNTIME_COLUMNS = ["variant", "batch", "engine", "ms", "p90", "images/s", "speed-up vs torch/fp32", "vs MediaPipe",
+                   "others' CPU"]  # fmt: skip
+PIPELINE_COLUMNS = ["variant", "batch", "engine", "boxes", "total ms", "detection", "crops", "network",
+                    "post-process", "minus MediaPipe", "others' CPU"]  # fmt: skip
+BASELINE_ENGINE, MEDIAPIPE_ENGINE = "torch/fp32", "mediapipe/fp32"
+
+
+def runtimes_to_markdown(results: dict) -> str:
+    """The side-by-side runtime results (`runtimes.measure_runtimes` per variant, under "runtimes") as markdown:
+    the network alone and the whole pipeline, with ratios to torch/fp32 and to MediaPipe Hands of the same run."""
+    lines = ["# clip-hand3d runtimes side by side", ""]
+    if results.get("command"):
+        lines += ["Command:", "", "```", results["command"], "```", ""]
+    lines += ["## Machine", "", *_table(["", ""], _machine_rows(results["machine"])), ""]
+    network = [row for variant in results["runtimes"] for row in _runtime_rows(variant)]
+    lines += [
+        "## Network alone",
+        "",
+        "Median and 90th-percentile ms over the repeats, every engine timed in one interleaved loop on the same "
+        "crops; speed-up: torch/fp32's median over the engine's; vs MediaPipe: the engine's median over MediaPipe "
+        "Hands' (palm detection and landmarks on one photo, no mesh) in the same loop, batch 1 only.",
+        "",
+        *_table(RUNTIME_COLUMNS, network),
+        "",
+    ]
+    pipeline = [row for variant in results["runtimes"] for row in _pipeline_rows(variant)]
+    if pipeline:
+        lines += [
+            "## Whole pipeline",
+            "",
+            "`HandMeshPipeline.predict` on one photo, median ms per stage; batch 1 with MediaPipe's detector, larger "
+            "batches with the hand's box given that many times (no detection). Minus MediaPipe: the pipeline's "
+            "median minus MediaPipe Hands' alone, from the network table's loop.",
+            "",
+            *_table(PIPELINE_COLUMNS, pipeline),
+            "",
+        ]
+    skipped = sorted({reason for variant in results["runtimes"] for reason in variant["skipped"]})
+    if skipped:
+        lines += ["Not measured:", "", *[f"- {reason}" for reason in skipped], ""]
+    return "\n".join(lines)
+
+
+def _medians(variant: dict, batch_size: int) -> dict[str, float]:
+    rows = [row for row in variant["network"] if row["batch_size"] == batch_size]
+    return {row["engine"]: row["latency_ms_median"] for row in rows}
+
+
+def _ratio(numerator: float | None, denominator: float | None) -> str:
+    return "" if numerator is None or denominator is None else f"{numerator / denominator:.2f}x"
+
+
+def _runtime_rows(variant: dict) -> list[list[str]]:
+    rows = []
+    for row in variant["network"]:
+        medians = _medians(variant, row["batch_size"])
+        mediapipe = _medians(variant, 1).get(MEDIAPIPE_ENGINE) if row["batch_size"] == 1 else None
+        rows.append([
+            variant["variant"],
+            str(row["batch_size"]),
+            row["engine"],
+            f"{row['latency_ms_median']:.1f}",
+            f"{row['latency_ms_p90']:.1f}",
+            f"{row['images_per_second']:.1f}",
+            _ratio(medians.get(BASELINE_ENGINE), row["latency_ms_median"]),
+            "" if row["engine"] == MEDIAPIPE_ENGINE else _ratio(row["latency_ms_median"], mediapipe),
+            f"{row['other_processes_cpu']:.2f}",
+        ])  # fmt: skip
+    return rows
+
+
+def _pipeline_rows(variant: dict) -> list[list[str]]:
+    mediapipe = _medians(variant, 1).get(MEDIAPIPE_ENGINE)
+    rows = []
+    for row in variant["pipeline"]:
+        stages = row["stages_ms"]
+        over = row["latency_ms_median"] - mediapipe if mediapipe is not None and row["batch_size"] == 1 else None
+        rows.append([
+            variant["variant"],
+            str(row["batch_size"]),
+            row["engine"],
+            row["detector"],
+            f"{row['latency_ms_median']:.1f}",
+            *(f"{stages[name]:.1f}" for name in ("detection", "preprocess", "network", "post_process")),
+            "" if over is None else f"{over:+.1f} ms",
+            f"{row['other_processes_cpu']:.2f}",
+        ])  # fmt: skip
+    return rows

@@ -3,7 +3,13 @@
     clip-hand3d benchmark --variants clip-hand3d-tiny clip-hand3d-r50 --batch-sizes 1 16 --threads 2 \\
         --training clip-hand3d-tiny:32 clip-hand3d-r50:16 --json benchmark.json --markdown docs/benchmarks.md
 
-Prints the tables and writes them as JSON and markdown; the measurements are `clip_hand3d.benchmark`'s.
+    clip-hand3d benchmark --variants clip-hand3d-tiny clip-hand3d-r18 --runtime torch onnxruntime openvino \
+        --precision fp32 bf16 int8 --threads 2 --markdown docs/benchmarks_runtimes.md
+
+Prints the tables and writes them as JSON and markdown; the measurements are `clip_hand3d.benchmark`'s. With
+--runtime, the runtimes and precisions asked for (and MediaPipe Hands, when installed) are timed side by side
+(`benchmark.runtimes`), the network alone and the whole pipeline; without it, the PyTorch model and its backbone
+(`benchmark.measure`), and training steps with --training.
 """
 
 import argparse
@@ -14,7 +20,8 @@ from pathlib import Path
 import torch
 
 from clip_hand3d.benchmark.measure import PRECISIONS, check_device, run_benchmarks
-from clip_hand3d.benchmark.report import results_to_markdown
+from clip_hand3d.benchmark.report import describe_machine, results_to_markdown, runtimes_to_markdown
+from clip_hand3d.benchmark.runtimes import RUNTIME_PRECISIONS, RUNTIMES, measure_runtimes
 from clip_hand3d.variants import list_variants, resolve_variant
 
 DEFAULT_TRAINING_BATCH_SIZE = 16
@@ -65,12 +72,27 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="default: cpu")
     parser.add_argument(
         "--precision",
-        choices=PRECISIONS,
-        default="fp32",
+        nargs="+",
+        choices=RUNTIME_PRECISIONS,
+        default=["fp32"],
         help=(
-            "bf16: bfloat16 autocast and channels-last, as train.py --mixed_precision bf16 --channels_last "
-            "(default: fp32)"
+            "fp32 (default); bf16: bfloat16 autocast and channels-last for torch, as train.py --mixed_precision bf16 "
+            "--channels_last, OpenVINO's bfloat16 inference precision; int8: the static int8 exports (with "
+            "--runtime). Several with --runtime, one without"
         ),
+    )
+    parser.add_argument(
+        "--runtime",
+        nargs="+",
+        choices=RUNTIMES,
+        default=None,
+        help="time these runtimes at every --precision side by side, with MediaPipe Hands when installed",
+    )
+    parser.add_argument(
+        "--network-only", action="store_true", help="with --runtime: leave out the whole-pipeline measurement"
+    )
+    parser.add_argument(
+        "--compile", action="store_true", help="with --runtime: torch.compile the torch engines (CUDA graphs on cuda)"
     )
     parser.set_defaults(func=run)
     return parser
@@ -84,27 +106,67 @@ def run(args: argparse.Namespace) -> None:
         training_runs = _expand_training_runs(args.training, variants)
         for name in dict.fromkeys(variants + [name for name, _ in training_runs]):
             resolve_variant(name)
+        _check_precisions(args, training_runs)
     except ValueError as error:
         raise SystemExit(f"clip-hand3d benchmark: error: {error}") from None
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    results = run_benchmarks(
-        variants,
-        args.batch_sizes,
-        args.repeats,
-        args.warmup,
-        training_runs,
-        args.training_steps,
-        args.device,
-        args.precision,
-    )
-    results["command"] = _command_line(args, variants, training_runs)
-    markdown = results_to_markdown(results)
+    if args.runtime is not None:
+        results = _run_runtimes(args, variants)
+        markdown = runtimes_to_markdown(results)
+    else:
+        results = run_benchmarks(
+            variants,
+            args.batch_sizes,
+            args.repeats,
+            args.warmup,
+            training_runs,
+            args.training_steps,
+            args.device,
+            args.precision[0],
+        )
+        results["command"] = _command_line(args, variants, training_runs)
+        markdown = results_to_markdown(results)
     print(markdown)
     if args.json is not None:
         _write_text(args.json, json.dumps(results, indent=2) + "\n")
     if args.markdown is not None:
         _write_text(args.markdown, markdown)
+
+
+def _check_precisions(args: argparse.Namespace, training_runs: list[tuple[str, int]]) -> None:
+    """One --precision of fp32 / bf16 without --runtime; --runtime measures no training."""
+    if args.runtime is None:
+        if len(args.precision) != 1 or args.precision[0] not in PRECISIONS:
+            raise ValueError(
+                f"without --runtime, --precision takes one of {PRECISIONS} (the PyTorch model); got {args.precision}"
+            )
+    elif training_runs:
+        raise ValueError("--training measures PyTorch training steps: leave out --runtime")
+
+
+def _run_runtimes(args: argparse.Namespace, variants: list[str]) -> dict:
+    """measure_runtimes of every variant, in one results dict with the machine and the command."""
+    runtimes = [
+        measure_runtimes(
+            name,
+            args.runtime,
+            args.precision,
+            args.batch_sizes,
+            args.repeats,
+            args.warmup,
+            args.device,
+            args.threads,
+            compile=args.compile,
+            pipeline=not args.network_only,
+        )
+        for name in variants
+    ]
+    return {
+        "machine": describe_machine(args.device),
+        "runtimes": runtimes,
+        "command": _command_line(args, variants, []),
+    }
 
 
 def _expand_training_runs(training: list[tuple[str, int]] | None, variants: list[str]) -> list[tuple[str, int]]:
@@ -121,7 +183,10 @@ def _command_line(args: argparse.Namespace, variants: list[str], training_runs: 
     if training_runs:
         parts += ["--training", *(f"{name}:{batch}" for name, batch in training_runs)]
         parts += ["--training-steps", str(args.training_steps)]
-    parts += ["--threads", str(torch.get_num_threads()), "--device", args.device, "--precision", args.precision]
+    parts += ["--threads", str(torch.get_num_threads()), "--device", args.device, "--precision", *args.precision]
+    if args.runtime is not None:
+        parts += ["--runtime", *args.runtime]
+        parts += ["--network-only"] * args.network_only + ["--compile"] * args.compile
     for option, path in (("--json", args.json), ("--markdown", args.markdown)):
         if path is not None:
             parts += [option, path]

@@ -2,6 +2,7 @@
 tests/benchmark tests them)."""
 
 import json
+import re
 
 import pytest
 import torch
@@ -118,4 +119,46 @@ def test_cli_names_the_known_variants_for_an_unknown_one(tmp_path):
 def test_cli_refuses_cuda_without_a_gpu():
     args = build_parser().parse_args(["benchmark", "--variants", TINY, "--device", "cuda"])
     with pytest.raises(SystemExit, match="torch.cuda.is_available"):
+        args.func(args)
+
+
+def test_cli_runtime_comparison_writes_its_tables(tmp_path, monkeypatch, capsys):
+    from clip_hand3d.commands import benchmark as command
+
+    calls = []
+
+    def fake_measure_runtimes(variant, runtimes, precisions, batch_sizes, repeats, warmup, device, threads, **options):
+        calls.append((variant, runtimes, precisions, batch_sizes, repeats, warmup, device, threads, options))
+        row = {"engine": "onnxruntime/int8", "batch_size": 1, "latency_ms_median": 5.0, "latency_ms_p90": 6.0,
+               "images_per_second": 200.0, "other_processes_cpu": 0.0}  # fmt: skip
+        return {"variant": variant, "image_size": 128, "network": [row], "pipeline": [], "skipped": []}
+
+    monkeypatch.setattr(command, "measure_runtimes", fake_measure_runtimes)
+    markdown_path = tmp_path / "runtimes.md"
+    args = build_parser().parse_args(
+        ["benchmark", "--variants", TINY, "--runtime", "torch", "onnxruntime", "--precision", "fp32", "int8"]
+        + ["--batch-sizes", "1", "--repeats", "2", "--warmup", "0", "--threads", "1", "--network-only"]
+        + ["--markdown", str(markdown_path)]
+    )
+    args.func(args)
+    assert calls == [
+        (TINY, ["torch", "onnxruntime"], ["fp32", "int8"], [1], 2, 0, "cpu", 1, {"compile": False, "pipeline": False})
+    ]
+    markdown = markdown_path.read_text()
+    assert "| clip-hand3d-tiny | 1 | onnxruntime/int8 | 5.0 | 6.0 | 200.0 |" in markdown
+    assert "--runtime torch onnxruntime --network-only" in markdown
+    assert "onnxruntime/int8" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--precision", "int8"], "without --runtime, --precision takes one of ('fp32', 'bf16')"),
+        (["--precision", "fp32", "bf16"], "without --runtime, --precision takes one of"),
+        (["--runtime", "torch", "--training"], "--training measures PyTorch training steps"),
+    ],
+)
+def test_cli_rejects_precisions_the_measurement_cannot_take(arguments, message):
+    args = build_parser().parse_args(["benchmark", "--variants", TINY, *arguments])
+    with pytest.raises(SystemExit, match=re.escape(message)):
         args.func(args)
