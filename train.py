@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from clip_hand3d.evaluation import mean_pose_pa_mpjpe, mean_shape_pa_mpjpe, predict, score_predictions
-from clip_hand3d.hub import TrainingRun, push_output_dir, write_model_card
+from clip_hand3d.hub import TrainingRun, hub_api, push_output_dir, write_model_card
 from clip_hand3d.modeling import CLIPHand3DConfig, CLIPHand3DModel
 from clip_hand3d.modeling.losses import LOSS_TERMS
 from clip_hand3d.plots import plot_logit_matrices, plot_pck_curves
@@ -80,6 +80,8 @@ def warn_about_idle_cpu_cores(accelerator: Accelerator) -> None:
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
+    if args.push_to_hub:
+        hub_api(args.hub_token)  # no token: say so now, not after training
     output_dir = Path(args.output_dir)
     accelerator = Accelerator(
         gradient_accumulation_steps=args.gradient_accumulation_steps,

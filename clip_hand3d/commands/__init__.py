@@ -1,11 +1,12 @@
 """The `clip-hand3d` command line: one module per subcommand, each with `register(subparsers)` and `run(args)`.
 
-`clip-hand3d COMMAND --help` describes each of build-topology, make-synthetic, evaluate, benchmark, export and video.
+`clip-hand3d COMMAND --help` describes each of build-topology, make-synthetic, evaluate, benchmark, export, video,
+push and push-space.
 """
 
 import argparse
 
-from . import benchmark, build_topology, evaluate, export, make_synthetic, video
+from . import benchmark, build_topology, evaluate, export, make_synthetic, push, video
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     benchmark.register(subparsers)
     export.register(subparsers)
     video.register(subparsers)
+    push.register(subparsers)
     return parser
 
 

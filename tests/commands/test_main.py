@@ -5,4 +5,5 @@ from clip_hand3d.commands import build_parser
 
 def test_every_subcommand_is_registered():
     subcommands = build_parser()._subparsers._group_actions[0].choices
-    assert sorted(subcommands) == ["benchmark", "build-topology", "evaluate", "export", "make-synthetic", "video"]
+    expected = ["benchmark", "build-topology", "evaluate", "export", "make-synthetic", "push", "push-space"]
+    assert sorted(subcommands) == [*expected, "video"]
