@@ -3,7 +3,6 @@ recorder: no network here)."""
 
 import functools
 import importlib
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -20,15 +19,13 @@ from clip_hand3d import hub
 REPO = Path(__file__).resolve().parents[1]
 # The HTTP client huggingface_hub uses (its errors and responses), whichever it is in this version.
 http = importlib.import_module(HTTPError.__module__)
-# What `pip install .` needs of the source tree.
-PACKAGE_FILES = ("setup.py", "pyproject.toml", "README.md")
-PACKAGE_FOLDERS = ("clip_hand3d", "modeling", "hub_configs")
-# Run by the fresh venv's python: a tiny model saved and its card written by the installed package.
+# Run with the installed wheel first on the path: a tiny model saved and its card written by the installed package.
 CARD_FROM_INSTALL = textwrap.dedent(
     """
     import sys
     from pathlib import Path
 
+    sys.path.insert(0, sys.argv[2])
     import clip_hand3d
     from clip_hand3d.hub import TrainingRun, write_model_card
     from clip_hand3d.modeling import CLIPHand3DConfig, CLIPHand3DModel
@@ -292,28 +289,21 @@ def test_the_template_is_package_data():
 
 
 def test_model_card_from_a_non_editable_install(tmp_path):
-    # A copy of the package's sources, so that the build leaves nothing in the working tree.
-    source = tmp_path / "source"
-    source.mkdir()
-    for name in PACKAGE_FILES:
-        shutil.copy(REPO / name, source / name)
-    for name in PACKAGE_FOLDERS:
-        shutil.copytree(REPO / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
-    venv = tmp_path / "venv"
-    # The venv sees this environment's torch, transformers, pip and setuptools (without a pip of its own, whose
-    # older setuptools cannot build a wheel here); --ignore-installed puts clip-hand3d itself in it, ahead of the
-    # editable install.
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
-    python = str(venv / "bin" / "python")
-    pip = [python, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--ignore-installed"]
-    subprocess.run([*pip, str(source)], check=True, cwd=tmp_path)
+    # The wheel is built from a copy of the sources (nothing is left in the working tree) and installed on its own
+    # into a folder that comes first on the path, ahead of the editable install; torch and the rest come from here.
+    wheel = hub.build_wheel(tmp_path / "wheels")
+    target = tmp_path / "installed"
+    pip = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target)]
+    subprocess.run([*pip, str(wheel)], check=True, cwd=tmp_path)
+    python = sys.executable
     result = subprocess.run(
-        [python, "-I", "-c", CARD_FROM_INSTALL, str(tmp_path / "model")],
+        [python, "-I", "-c", CARD_FROM_INSTALL, str(tmp_path / "model"), str(target)],
         check=True, capture_output=True, text=True, cwd=tmp_path,
     )  # fmt: skip
     installed_at = Path(result.stdout.strip().splitlines()[-1])
-    assert installed_at.is_relative_to(venv), f"clip_hand3d came from {installed_at}, not the fresh install"
+    assert installed_at.is_relative_to(target), f"clip_hand3d came from {installed_at}, not the fresh install"
     card = (tmp_path / "model" / "README.md").read_text()
     assert "| PA-MPJPE (mm) | 12.35 |" in card and "- Variant: `clip-hand3d-tiny`" in card
     assert "- Held-out data: `synthetic:16` (8 samples)" in card
+    assert ModelCard(card).data.eval_results[0].metric_value == 12.3456
     assert "$" not in card.split("```bibtex")[0]
