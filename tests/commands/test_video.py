@@ -110,3 +110,15 @@ def test_the_mediapipe_detector_on_a_mirrored_video(tmp_path, tiny_dir):
 def test_bad_inputs_get_a_clear_error_before_the_model_loads(tmp_path, make_input, extra, message):
     with pytest.raises(SystemExit, match=message):
         main(["video", str(make_input(tmp_path)), "--model", str(tmp_path / "no-model"), *extra])
+
+
+def test_odd_sized_frames_are_written_at_the_even_size_below(tmp_path):
+    path = tmp_path / "odd.webm"
+    with VideoWriter(path, Fraction(25)) as writer:
+        for shade in (0, 128, 255):
+            writer.write(PIL.Image.new("RGB", (225, 161), (shade, 0, 0)))
+    with open_video(path) as container:
+        frames = list(read_frames(container))
+    assert [image.size for _, image in frames] == [(224, 160)] * 3
+    assert [round(time_s, 3) for time_s, _ in frames] == [0.0, 0.04, 0.08]
+    assert abs(int(np.asarray(frames[2][1])[80, 112, 0]) - 255) < 20
