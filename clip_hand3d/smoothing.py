@@ -37,9 +37,14 @@ METRE_FIELDS = ("joints_3d", "vertices_3d", "joints_cam", "vertices_cam")
 MILLIMETRES_PER_METRE = 1000.0
 
 
-def _check_positive(name: str, value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+def check_one_euro_parameters(min_cutoff: float, beta: float, d_cutoff: float) -> None:
+    """Raise a ValueError naming the parameter unless both cutoffs are positive and `beta` non-negative, all
+    finite numbers."""
+    for name, value, least in (("min_cutoff", min_cutoff, None), ("beta", beta, 0.0), ("d_cutoff", d_cutoff, None)):
+        number = not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+        if not number or (value <= 0 if least is None else value < least):
+            kind = "a positive" if least is None else "a non-negative"
+            raise ValueError(f"{name} must be {kind} finite number, got {value!r}")
 
 
 def smoothing_factor(cutoff: float | np.ndarray, dt: float) -> float | np.ndarray:
@@ -59,10 +64,7 @@ class OneEuroFilter:
     """
 
     def __init__(self, min_cutoff: float = 1.0, beta: float = 0.0, d_cutoff: float = 1.0):
-        _check_positive("min_cutoff", min_cutoff)
-        _check_positive("d_cutoff", d_cutoff)
-        if isinstance(beta, bool) or not isinstance(beta, int | float) or not math.isfinite(beta) or beta < 0:
-            raise ValueError(f"beta must be a non-negative finite number, got {beta!r}")
+        check_one_euro_parameters(min_cutoff, beta, d_cutoff)
         self.min_cutoff, self.beta, self.d_cutoff = float(min_cutoff), float(beta), float(d_cutoff)
         self.value: np.ndarray | None = None
         self.speed: np.ndarray | None = None
@@ -133,7 +135,7 @@ class HandSmoother:
         iou_threshold: float = 0.3,
         max_missed: int = 5,
     ):
-        OneEuroFilter(min_cutoff, beta, d_cutoff)  # checks the parameters
+        check_one_euro_parameters(min_cutoff, beta, d_cutoff)
         check_probability("iou_threshold", iou_threshold)
         check_non_negative_int("max_missed", max_missed)
         self.min_cutoff, self.beta, self.d_cutoff = min_cutoff, beta, d_cutoff

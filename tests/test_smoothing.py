@@ -60,6 +60,10 @@ def test_the_filter_checks_its_inputs():
         OneEuroFilter(min_cutoff=0.0)
     with pytest.raises(ValueError, match="beta"):
         OneEuroFilter(beta=-1.0)
+    with pytest.raises(ValueError, match="d_cutoff must be a positive finite number"):
+        OneEuroFilter(d_cutoff=float("inf"))
+    with pytest.raises(ValueError, match="beta must be a non-negative"):
+        HandSmoother(beta=True)
     filter_ = OneEuroFilter()
     filter_(np.zeros(3), 1.0)
     with pytest.raises(ValueError, match="time stamps must increase"):

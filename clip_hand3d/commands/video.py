@@ -44,7 +44,6 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> dict:
     """`clip-hand3d video`: check the arguments, then read, estimate, smooth, draw and write every frame."""
-    from clip_hand3d.pipeline import HandMeshPipeline
     from clip_hand3d.smoothing import HandSmoother
 
     try:
@@ -56,8 +55,8 @@ def run(args: argparse.Namespace) -> dict:
         container = open_video(args.input)
     except ValueError as error:
         raise SystemExit(f"clip-hand3d video: error: {error}") from None
-    pipe = HandMeshPipeline.from_pretrained(args.model, detector=None if args.detector == "none" else args.detector)
     with container:
+        pipe = _load_pipeline(args)
         try:
             summary = process_video(container, pipe, smoother, args)
         except ValueError as error:
@@ -67,6 +66,16 @@ def run(args: argparse.Namespace) -> dict:
         f"({summary['frames_per_second']:.1f} frames/s)"
     )
     return summary
+
+
+def _load_pipeline(args: argparse.Namespace):
+    from clip_hand3d.pipeline import HandMeshPipeline
+
+    detector = None if args.detector == "none" else args.detector
+    try:
+        return HandMeshPipeline.from_pretrained(args.model, detector=detector)
+    except OSError as error:
+        raise SystemExit(f"clip-hand3d video: error: cannot load the model {args.model} ({error})") from None
 
 
 def process_video(container, pipe, smoother, args: argparse.Namespace) -> dict:

@@ -122,3 +122,8 @@ def test_odd_sized_frames_are_written_at_the_even_size_below(tmp_path):
     assert [image.size for _, image in frames] == [(224, 160)] * 3
     assert [round(time_s, 3) for time_s, _ in frames] == [0.0, 0.04, 0.08]
     assert abs(int(np.asarray(frames[2][1])[80, 112, 0]) - 255) < 20
+
+
+def test_a_missing_model_gets_a_clear_error(tmp_path, video):
+    with pytest.raises(SystemExit, match="cannot load the model"):
+        main(["video", str(video), "--model", str(tmp_path / "no-model"), "--detector", "none", "--json", "x.jsonl"])
