@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from clip_hand3d.evaluation import mean_pose_pa_mpjpe, mean_shape_pa_mpjpe, predict, score_predictions
-from clip_hand3d.hub import TrainingRun, hub_api, push_output_dir, write_model_card
+from clip_hand3d.hub import TrainingRun, hub_api, push_output_dir, redact_token, write_model_card
 from clip_hand3d.modeling import CLIPHand3DConfig, CLIPHand3DModel
 from clip_hand3d.modeling.losses import LOSS_TERMS
 from clip_hand3d.plots import plot_logit_matrices, plot_pck_curves
@@ -168,9 +168,7 @@ def main(argv: list[str] | None = None) -> dict:
         model, optimizer, train_dataloader, eval_dataloader, scheduler
     )
     if accelerator.is_main_process:
-        accelerator.init_trackers(
-            "clip-hand3d", config={k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool))}
-        )
+        accelerator.init_trackers("clip-hand3d", config=tracker_config(args))
 
     progress = {"global_step": 0, "epoch": 0, "batches_in_epoch": 0}
     if args.resume_from_checkpoint:
@@ -289,6 +287,11 @@ def train_loop(
         progress.update(epoch=epoch + 1, batches_in_epoch=0)
 
 
+def tracker_config(args) -> dict:
+    """The run's plain arguments for the trackers (TensorBoard, W&B), without the Hub token."""
+    return {k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool)) and k != "hub_token"}
+
+
 def evaluate_step(accelerator: Accelerator, model, eval_dataloader, step: int) -> dict:
     """Held-out PA-MPJPE and PA-MPVPE (mm) of the model at `step`, logged and returned as a curve record."""
     scores = score_predictions(predict(accelerator.unwrap_model(model), eval_dataloader, accelerator))
@@ -345,7 +348,7 @@ def save_outputs(args, model, processor, eval_dataloader, scores: dict, curve: l
         stage=args.stage,
         ablation=args.ablation,
         steps=scores["steps"],
-        command="accelerate launch train.py " + shlex.join(sys.argv[1:]),
+        command="accelerate launch train.py " + shlex.join(redact_token(sys.argv[1:])),
         repo_id=args.hub_model_id,
     )
     write_model_card(output_dir, run, scores)

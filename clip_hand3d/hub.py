@@ -99,6 +99,21 @@ class TrainingRun:
     eval_split: str = "evaluation"
 
 
+def redact_token(argv: list[str], option: str = "--hub_token") -> list[str]:
+    """The command line `argv` with the value of `option` (a Hub token: "--hub_token T" or "--hub_token=T")
+    replaced by "***", for the model card and logs."""
+    redacted, hide_next = [], False
+    for arg in argv:
+        if hide_next:
+            arg, hide_next = "***", False
+        elif arg == option:
+            hide_next = True
+        elif arg.startswith(option + "="):
+            arg = option + "=***"
+        redacted.append(arg)
+    return redacted
+
+
 def model_card_template() -> str:
     """The text of the packaged model card body template."""
     return resources.files("clip_hand3d").joinpath(MODEL_CARD_TEMPLATE).read_text(encoding="utf-8")

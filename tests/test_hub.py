@@ -283,6 +283,11 @@ def test_model_card_without_repo_id_names_the_folder_and_missing_scores_read_na(
     assert f'AutoModel.from_pretrained("{tmp_path / "tiny-run"}"' in card
 
 
+def test_the_token_is_redacted_from_the_command_line():
+    argv = ["--config", "tiny", "--hub_token", "hf_secret", "--hub_token=hf_other", "--seed", "1"]
+    assert hub.redact_token(argv) == ["--config", "tiny", "--hub_token", "***", "--hub_token=***", "--seed", "1"]
+
+
 def test_the_template_is_package_data():
     template = hub.model_card_template()
     assert template.startswith("# $model_name\n") and "$pa_mpjpe" in template

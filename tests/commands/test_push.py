@@ -1,5 +1,7 @@
 """`clip-hand3d push`, `clip-hand3d push-space` and `train.py --push_to_hub`, with the Hub replaced by a recorder."""
 
+import sys
+
 import pytest
 from accelerate.state import AcceleratorState
 
@@ -57,9 +59,11 @@ def test_push_space_command(tmp_path, hub_api, capsys):
         main(["push-space", "--space-id", "user/demo", "--model-id", "user/tiny", "--folder", str(tmp_path)])
 
 
-def test_train_push_to_hub_uploads_the_run_without_checkpoints(tmp_path, hub_api):
+def test_train_push_to_hub_uploads_the_run_without_checkpoints(tmp_path, hub_api, monkeypatch):
+    argv = tiny_run_args(tmp_path, "--push_to_hub", "--hub_model_id", "user/tiny-run", "--hub_token", "hf_secret")
+    monkeypatch.setattr(sys, "argv", ["train.py", *argv])
     try:
-        train.main(tiny_run_args(tmp_path, "--push_to_hub", "--hub_model_id", "user/tiny-run"))
+        train.main(argv)
     finally:
         AcceleratorState._reset_state(reset_partial_state=True)
     (upload,) = hub_api.named("upload_folder")
@@ -68,6 +72,8 @@ def test_train_push_to_hub_uploads_the_run_without_checkpoints(tmp_path, hub_api
     assert not any(name.startswith("checkpoint-") for name in upload[2]["files"])
     assert (tmp_path / "checkpoint-4").is_dir()  # kept locally
     assert 'AutoModel.from_pretrained("user/tiny-run"' in upload[2]["readme"]
+    assert upload[2]["token"] == "hf_secret" and "hf_secret" not in upload[2]["readme"]  # the card shows "***"
+    assert "--hub_token '***'" in upload[2]["readme"]
 
 
 def test_train_push_to_hub_without_a_token_stops_before_training(tmp_path, hub_api, monkeypatch):
