@@ -78,7 +78,8 @@ def quantize_openvino(model, calibration_batches: list[np.ndarray]):
         model,
         nncf.Dataset(calibration_batches),
         preset=nncf.QuantizationPreset.MIXED,
-        subset_size=sum(len(batch) for batch in calibration_batches),
+        # NNCF counts the dataset's items, here batches of crops: every batch is used.
+        subset_size=len(calibration_batches),
         ignored_scope=nncf.IgnoredScope(names=ignored, validate=False),
     )
     details = {
