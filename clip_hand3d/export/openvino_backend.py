@@ -14,7 +14,7 @@ import numpy as np
 from clip_hand3d.validation import check_choice
 
 from .folder import INPUT_NAMES, OUTPUT_NAMES
-from .graph import keeps_float
+from .graph import keeps_float, node_module_path
 from .runtime import ExportedHandModel, check_runtime_device
 
 # Operations with weights, as `convert_model` names their types.
@@ -50,7 +50,9 @@ def float_kept_operations(model) -> list[str]:
             continue
         name = operation.get_friendly_name()
         onnx_name = next((name[: -len(s)] for s in _SPLIT_SUFFIXES if name.endswith(s)), name)
-        if keeps_float(onnx_name) or not _has_constant_operand(operation):
+        # Operations convert_model renamed (the deconvolutions) carry no module path: they are quantised.
+        named = bool(node_module_path(onnx_name))
+        if (named and keeps_float(onnx_name)) or not _has_constant_operand(operation):
             names.append(name)
     return names
 

@@ -43,6 +43,13 @@ def test_int8_by_nncf_runs_and_stays_close(tiny_dir, tiny_torch, crops, tmp_path
     assert calibration["tool"] == "nncf.quantize" and calibration["float_operations"] > 0
     outputs = load_runtime(out)(pixel_values=crops)
     assert max(max_deviation(outputs, torch_outputs(tiny_torch, crops))) < 0.01 * tiny_torch.config.heatmap_size
+    import openvino
+
+    graph = openvino.Core().read_model(str(out / "openvino_model.xml"))
+    deconvolutions = [op for op in graph.get_ops() if op.get_type_name() == "ConvolutionBackpropData"]
+    assert deconvolutions and all(
+        op.input_value(0).get_node().get_type_name() == "FakeQuantize" for op in deconvolutions
+    )
 
 
 def test_openvino_runs_an_onnx_folder_and_the_pipeline_takes_it(tiny_dir, tiny_torch, crops, tmp_path):
