@@ -35,7 +35,7 @@ EXAMPLES_DIR = Path(__file__).parent / "examples"
 DISPLAY_MAX_SIDE = 1024
 # Requests served at once, and waiting at most; more are turned away with "queue full".
 CONCURRENCY, QUEUE_SIZE = 2, 64
-# Webcam stream: seconds between frames sent, and the smoother's settings (One Euro filter).
+# Webcam stream: seconds between the frames the browser sends.
 STREAM_EVERY = 0.1
 HAND_CHOICES = ("as detected", "left", "right")
 AXIS_NAMES = ("left to right (x)", "top to bottom (y)", "near to far (z)")
@@ -100,7 +100,7 @@ class HandMeshDemo:
             overlay,
             files[0] if files else None,
             files,
-            summary(output, use_detector and self.detecting.detector is not None, drawing_ms),
+            summary(output, drawing_ms),
             sentences_markdown(output.hands, sentences),
             state,
             gr.update(choices=choices, value=choices[0] if choices else None),
@@ -196,13 +196,13 @@ def hand_index(state, hand_label) -> int | None:
     return index if 0 <= index < len(state["sentences"]) else None
 
 
-def summary(output: HandMeshOutput, detector_used: bool, drawing_ms: float) -> str:
+def summary(output: HandMeshOutput, drawing_ms: float) -> str:
     """ "N hands found", how, and the milliseconds of each stage."""
     count = len(output.hands)
     found = f"**{count} hand{'s' if count != 1 else ''} found**"
     if output.hands and output.hands[0]["whole_image"]:
-        found += " (no detector and no box: the whole image is taken as one right hand)"
-    elif detector_used:
+        found += " (no detector and no box: the whole image is taken as one hand)"
+    elif output.detector_ran:
         found += " by MediaPipe Hands"
     times = output.timings_ms
     stages = " · ".join(

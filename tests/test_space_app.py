@@ -106,9 +106,10 @@ def test_every_output_of_a_photo_with_two_hands(client):
 
 def test_detector_off_box_and_handedness_override(client):
     found = find_hands(client, EXAMPLES["right_hand"], detector=False)[3]
-    assert "**1 hand found** (no detector and no box: the whole image is taken as one right hand)" in found
+    assert "**1 hand found** (no detector and no box: the whole image is taken as one hand)" in found
+    assert "hand 1: right" in found
     result = find_hands(client, EXAMPLES["right_hand"], box="60, 40, 160, 110", hand="left")
-    assert "hand 1: left, box (60, 40, 160, 110) px" in result[3]
+    assert "hand 1: left, box (60, 40, 160, 110) px" in result[3] and "MediaPipe" not in result[3]
     with pytest.raises(Exception, match="the box must be four numbers"):
         find_hands(client, EXAMPLES["right_hand"], box="60, 40")
 
