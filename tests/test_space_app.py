@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -56,17 +57,21 @@ def demo(tiny_dir):
 
 
 @pytest.fixture(scope="module")
-def server(demo):
-    blocks = app.build_demo(demo)
-    _, url, _ = blocks.launch(
-        server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True, show_error=True
-    )
-    yield url
-    blocks.close()
+def server(demo, tmp_path_factory):
+    # The server's file cache and the clients' downloads in this run's own folder, not the shared /tmp/gradio.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GRADIO_TEMP_DIR", str(tmp_path_factory.mktemp("gradio")))
+        blocks = app.build_demo(demo)
+        _, url, _ = blocks.launch(
+            server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True, show_error=True
+        )
+        yield url
+        blocks.close()
 
 
 def new_client(url: str) -> Client:
-    return Client(url, verbose=False, httpx_kwargs={"timeout": CLIENT_TIMEOUT_S})
+    downloads = os.environ.get("GRADIO_TEMP_DIR", tempfile.gettempdir())
+    return Client(url, verbose=False, httpx_kwargs={"timeout": CLIENT_TIMEOUT_S}, download_files=downloads)
 
 
 @pytest.fixture(scope="module")
