@@ -1,10 +1,11 @@
-"""Shared fixtures: the tiny variant's config and model, built offline with random weights."""
+"""Shared fixtures: the tiny variant's config and model, built offline with random weights, and the model saved
+with its processor."""
 
 import pytest
 import torch
 
 from clip_hand3d.modeling import CLIPHand3DConfig, CLIPHand3DModel
-from clip_hand3d.variants import resolve_variant
+from clip_hand3d.variants import load_processor, resolve_variant
 
 
 @pytest.fixture(scope="session")
@@ -16,6 +17,16 @@ def tiny_config() -> CLIPHand3DConfig:
 def tiny_model(tiny_config) -> CLIPHand3DModel:
     torch.manual_seed(0)
     return CLIPHand3DModel(tiny_config)
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(tmp_path_factory, tiny_config):
+    """The tiny variant with random weights (seed 0), saved with its processor (what train.py writes); read only."""
+    folder = tmp_path_factory.mktemp("tiny")
+    torch.manual_seed(0)
+    CLIPHand3DModel(tiny_config).save_pretrained(folder)
+    load_processor("clip-hand3d-tiny", tiny_config).save_pretrained(folder)
+    return folder
 
 
 def random_batch(config: CLIPHand3DConfig, batch_size: int = 2, seed: int = 0, text_length: int = 24) -> dict:

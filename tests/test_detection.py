@@ -15,6 +15,7 @@ from clip_hand3d.detection import (
     make_detector,
     mediapipe_label_is_left,
 )
+from clip_hand3d.smoothing import box_iou
 
 SEED, NUM_IMAGES, CONFIDENT = 777, 30, 0.9
 
@@ -56,11 +57,7 @@ def synthetic_photos():
 
 
 def iou(first, second) -> float:
-    x1, y1 = max(first[0], second[0]), max(first[1], second[1])
-    x2, y2 = min(first[2], second[2]), min(first[3], second[3])
-    overlap = max(0.0, x2 - x1) * max(0.0, y2 - y1)
-    area = (first[2] - first[0]) * (first[3] - first[1]) + (second[2] - second[0]) * (second[3] - second[1])
-    return overlap / (area - overlap)
+    return float(box_iou(first, second)[0, 0])
 
 
 def test_mediapipe_finds_synthetic_hands_where_they_are(detector, synthetic_photos):

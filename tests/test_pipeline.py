@@ -15,25 +15,13 @@ import pytest
 import torch
 from transformers import pipeline
 
-from clip_hand3d import CLIPHand3DConfig, CLIPHand3DModel, HandMeshPipeline
+from clip_hand3d import HandMeshPipeline
 from clip_hand3d.detection import HandDetection, HandDetector
 from clip_hand3d.pipeline import TIMING_NAMES, HandMeshEstimationPipeline, hands_to_json, register_runtime
-from clip_hand3d.variants import load_processor, resolve_variant
 
 HEIGHT, WIDTH = 120, 160
 RED, GREEN = (50.0, 40.0), (70.0, 48.0)  # marker centres (x, y), pixels
 BOX = (30.0, 20.0, 90.0, 75.0)
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    """The tiny variant with random weights, saved with its processor (what train.py writes)."""
-    folder = tmp_path_factory.mktemp("tiny")
-    config = CLIPHand3DConfig.from_pretrained(resolve_variant("clip-hand3d-tiny"))
-    torch.manual_seed(0)
-    CLIPHand3DModel(config).save_pretrained(folder)
-    load_processor("clip-hand3d-tiny", config).save_pretrained(folder)
-    return folder
 
 
 @pytest.fixture(scope="module")

@@ -16,12 +16,8 @@ import numpy as np
 import PIL.Image
 import psutil
 import pytest
-import torch
 import trimesh
 from gradio_client import Client, handle_file
-
-from clip_hand3d import CLIPHand3DConfig, CLIPHand3DModel
-from clip_hand3d.variants import load_processor, resolve_variant
 
 SPACE_DIR = Path(__file__).resolve().parents[1] / "spaces_demo"
 # Clients wait this long for an answer: 20 at once queue behind a concurrency of 2 on a small CPU.
@@ -39,16 +35,6 @@ def load_app():
 
 
 app = load_app()
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tiny")
-    config = CLIPHand3DConfig.from_pretrained(resolve_variant("clip-hand3d-tiny"))
-    torch.manual_seed(0)
-    CLIPHand3DModel(config).save_pretrained(folder)
-    load_processor("clip-hand3d-tiny", config).save_pretrained(folder)
-    return folder
 
 
 @pytest.fixture(scope="module")

@@ -6,31 +6,17 @@ from fractions import Fraction
 import numpy as np
 import PIL.Image
 import pytest
-import torch
 
 from clip_hand3d.commands import main
 from clip_hand3d.commands.video import VideoWriter, open_video, read_frames
 from clip_hand3d.data.synthetic.render import render_sample
-from clip_hand3d.modeling import CLIPHand3DConfig, CLIPHand3DModel
 from clip_hand3d.pipeline import HandMeshPipeline, hands_to_json
 from clip_hand3d.smoothing import HandSmoother
-from clip_hand3d.variants import load_processor, resolve_variant
 
 pytest.importorskip("av")
 
 NUM_FRAMES = 6
 RATE = 10
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    """The tiny variant with random weights, saved with its processor (what train.py writes)."""
-    folder = tmp_path_factory.mktemp("tiny")
-    config = CLIPHand3DConfig.from_pretrained(resolve_variant("clip-hand3d-tiny"))
-    torch.manual_seed(0)
-    CLIPHand3DModel(config).save_pretrained(folder)
-    load_processor("clip-hand3d-tiny", config).save_pretrained(folder)
-    return folder
 
 
 def write_video(path, mirror: bool = False):

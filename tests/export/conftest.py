@@ -1,22 +1,10 @@
-"""Shared fixtures of the export tests: the tiny variant with random weights, saved with its processor, and its
-exports (each made once per module that uses it)."""
+"""Shared fixtures of the export tests: the PyTorch model of the tiny variant saved by `tiny_dir` (tests/conftest.py)
+and its exports (each made once per module that uses it)."""
 
 import pytest
 import torch
 
-from clip_hand3d.modeling import CLIPHand3DConfig, CLIPHand3DModel
-from clip_hand3d.variants import load_processor, resolve_variant
-
-
-@pytest.fixture(scope="session")
-def tiny_dir(tmp_path_factory):
-    """The tiny variant with random weights, saved with its processor (what train.py writes)."""
-    folder = tmp_path_factory.mktemp("tiny")
-    config = CLIPHand3DConfig.from_pretrained(resolve_variant("clip-hand3d-tiny"))
-    torch.manual_seed(0)
-    CLIPHand3DModel(config).save_pretrained(folder)
-    load_processor("clip-hand3d-tiny", config).save_pretrained(folder)
-    return folder
+from clip_hand3d.modeling import CLIPHand3DModel
 
 
 @pytest.fixture(scope="session")
