@@ -35,6 +35,7 @@ from clip_hand3d.training.arguments import ABLATIONS, parse_args
 from clip_hand3d.training.checkpoints import load_checkpoint, resolve_checkpoint, save_checkpoint
 from clip_hand3d.training.crop_cache import hand_samples
 from clip_hand3d.training.data import PromptCollator, load_split, model_inputs, training_transform
+from clip_hand3d.training.pretraining import is_encoder_checkpoint, load_encoder_backbone, read_encoder_info
 from clip_hand3d.training.schedules import build_scheduler
 from clip_hand3d.variants import load_processor
 
@@ -49,18 +50,33 @@ def build_config(args) -> CLIPHand3DConfig:
         overrides["clip_batch_size"] = args.clip_batch_size
     if args.loss_weight_joint_offsets is not None:
         overrides["loss_weight_joint_offsets"] = args.loss_weight_joint_offsets
-    source = args.init_from or args.config
-    return CLIPHand3DConfig.from_pretrained(source, **overrides)
+    return CLIPHand3DConfig.from_pretrained(model_source(args), **overrides)
+
+
+def init_encoder(args) -> str | None:
+    """The encoder checkpoint (pretrain.py's) that `--init_from` names, or None for a model folder or no --init_from."""
+    return args.init_from if args.init_from is not None and is_encoder_checkpoint(args.init_from) else None
+
+
+def model_source(args) -> str:
+    """Where the config and processor come from: the --init_from model folder, else the --config variant (an
+    encoder checkpoint holds the backbone only)."""
+    return args.init_from if args.init_from is not None and init_encoder(args) is None else args.config
 
 
 def build_model(args, config: CLIPHand3DConfig) -> CLIPHand3DModel:
-    if args.init_from is not None:
+    encoder = init_encoder(args)
+    if args.init_from is not None and encoder is None:
         return CLIPHand3DModel.from_pretrained(args.init_from, config=config)
     model = CLIPHand3DModel(config)
     if args.pretrained_encoders is not False:
         model.load_pretrained_encoders(
-            backbone=args.pretrained_encoders, text_model=args.pretrained_encoders if config.use_clip_loss else False
+            backbone=False if encoder is not None else args.pretrained_encoders,
+            text_model=args.pretrained_encoders if config.use_clip_loss else False,
         )
+    if encoder is not None:
+        info = load_encoder_backbone(model.backbone, encoder, f"--config {Path(args.config).name}")
+        logger.info(f"the backbone starts from the encoder {encoder}: {info.describe()}")
     return model
 
 
@@ -108,9 +124,7 @@ def main(argv: list[str] | None = None) -> dict:
     pretrained_text = (
         args.pretrained_encoders is not False and config.use_pretrained_text_model and config.use_clip_loss
     )
-    processor = load_processor(
-        args.init_from or args.config, config, config.text_model_name_or_path if pretrained_text else None
-    )
+    processor = load_processor(model_source(args), config, config.text_model_name_or_path if pretrained_text else None)
 
     with accelerator.main_process_first():
         train_rows = load_split(
@@ -325,6 +339,13 @@ def log_step(accelerator, outputs, scheduler, step: int, images: int, since: flo
     return record
 
 
+def encoder_description(args) -> str | None:
+    """What the model card says of the pre-trained encoder the run started from (None without one)."""
+    if init_encoder(args) is None:
+        return None
+    return read_encoder_info(args.init_from).describe(args.init_from)
+
+
 def save_outputs(args, model, processor, eval_dataloader, scores: dict, curve: list[dict], output_dir: Path) -> None:
     """Model, processor, metrics.json, training curve, plots and the model card."""
     model.save_pretrained(output_dir)
@@ -350,6 +371,7 @@ def save_outputs(args, model, processor, eval_dataloader, scores: dict, curve: l
         steps=scores["steps"],
         command="accelerate launch train.py " + shlex.join(redact_token(sys.argv[1:])),
         repo_id=args.hub_model_id,
+        encoder_init=encoder_description(args),
     )
     write_model_card(output_dir, run, scores)
     if args.push_to_hub:

@@ -86,6 +86,7 @@ class TrainingRun:
         command: the command line that trained the model, as one shell string.
         repo_id: the Hub repo id the model is pushed to; None names the output folder instead.
         eval_split: the split of `eval_dataset` the scores are of (train.py scores the "evaluation" split).
+        encoder_init: the pre-trained encoder (pretrain.py's) the backbone started from, in words; None for none.
     """
 
     config_name: str
@@ -97,6 +98,7 @@ class TrainingRun:
     command: str
     repo_id: str | None = None
     eval_split: str = "evaluation"
+    encoder_init: str | None = None
 
 
 def redact_token(argv: list[str], option: str = "--hub_token") -> list[str]:
@@ -136,7 +138,7 @@ def model_card_values(output_dir: Path, run: TrainingRun, scores: dict) -> dict[
         "repo_id": run.repo_id or str(output_dir),
         "variant": run.config_name,
         "num_parameters": f"{weights / 4 / 1e6:.1f}M" if weights else "n/a",
-        "backbone": config.backbone if config.use_pretrained_backbone else "random init",
+        "backbone": run.encoder_init or (config.backbone if config.use_pretrained_backbone else "random init"),
         "dataset": run.dataset,
         "eval_dataset": run.eval_dataset,
         "stage": run.stage,

@@ -27,7 +27,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--config", type=str, default="clip-hand3d-tiny", help="Variant name (hub_configs/) or a config folder."
     )
     parser.add_argument(
-        "--init_from", type=str, default=None, help="Model folder whose weights start the run (stage 2 from stage 1)."
+        "--init_from",
+        type=str,
+        default=None,
+        help="Model folder whose weights start the run (stage 2 from stage 1), or an encoder checkpoint of "
+        "pretrain.py (OUTPUT_DIR/encoder), whose backbone starts the --config variant's.",
     )
     parser.add_argument(
         "--dataset",
