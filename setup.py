@@ -38,6 +38,9 @@ setup(
         "export": ["onnx>=1.16", "onnxruntime>=1.20", "openvino>=2025.0", "nncf>=2.16"],
         # Reading and writing video files (`clip-hand3d video`): PyAV's wheels bundle ffmpeg.
         "video": ["av>=12"],
+        # HandCLR pre-training's pair mining (`clip-hand3d mine-pairs`): faiss's nearest-neighbour indexes; MediaPipe
+        # Hands for `--keypoints mediapipe` is the `detect` extra.
+        "pretrain": ["faiss-cpu>=1.8"],
         "test": [
             "pytest",
             "ruff",
@@ -49,6 +52,7 @@ setup(
             "onnxruntime>=1.20",
             "openvino>=2025.0",
             "nncf>=2.16",
+            "faiss-cpu>=1.8",
         ],
     },
     entry_points={"console_scripts": ["clip-hand3d=clip_hand3d.commands:main"]},

@@ -14,14 +14,17 @@ A sequence, over its frames:
 
 - the finger articulation eases from one key pose (`ParametricHand.sample_pose`) to the next every
   `FRAMES_PER_KEY_POSE` frames (smoothstep: the fingers slow down at each key pose, as real hands do);
-- the hand's orientation is a uniformly random rotation, turned back and forth about two random axes by up to
-  `ROTATION_AMPLITUDE_DEGREES`, with periods of `MOTION_PERIOD_FRAMES`;
+- the hand's orientation is drawn as a single sample's (`hand.sample_view`), turned back and forth about two
+  random axes by up to `ROTATION_AMPLITUDE_DEGREES`, with periods of `MOTION_PERIOD_FRAMES`;
 - the camera (intrinsics and placement drawn as for a single sample, on the first frame's hand) drifts by up to
   `CAMERA_DRIFT_METRES` along each axis, and the background, a plane `BACKGROUND_DEPTH_RANGE` metres away,
   shifts with it (parallax), up to `BACKGROUND_MARGIN` of the image side;
 - the forearm, skin colours, light and background are those of the sequence in every frame (the forearm is drawn
   anew per frame from the same generator state, so it keeps its bend, length and sleeve; like a single sample's,
-  it is left out of a frame where its cut end would show); left hands (`p_left`, per sequence) are mirrored.
+  it is left out of a frame where its cut end would show); left hands (`p_left`, per sequence) are mirrored;
+- the light, and whatever else the renderer draws for a single picture, comes from one `scene.sample_scene` of the
+  sequence, kept for all its frames: the frames use the single samples' renderer (`render.render_scene`) as it
+  is, with the hand, camera, colours, background and grain of the frame.
 
 The hand may leave the image in part, as in real videos; the rows' `box` is the tight box of the projected
 joints and mesh, as everywhere.
@@ -51,15 +54,21 @@ from clip_hand3d.data.synthetic.hand import (
     single_threaded_torch,
 )
 from clip_hand3d.data.synthetic.render import check_synthetic_image_size, mirror_sample, render_scene
-from clip_hand3d.data.synthetic.scene import SPLIT_STREAMS, check_split
+from clip_hand3d.data.synthetic.scene import SPLIT_STREAMS, check_split, sample_scene
 from clip_hand3d.validation import check_non_negative_int, check_positive_int, check_probability
+
+try:  # the single samples' view prior and creases' shading, where this version of the renderer has them
+    from clip_hand3d.data.synthetic.appearance import ambient_occlusion
+    from clip_hand3d.data.synthetic.hand import sample_view
+except ImportError:  # pragma: no cover - older renderer
+    ambient_occlusion, sample_view = None, random_rotation
 
 # Part of the cache key of `load_synthetic_sequences`: bump it when the frames change.
 SYNTHETIC_SEQUENCES_VERSION = 1
 # The last entry of every sequence generator's seed: keeps sequences apart from single samples.
 SEQUENCE_STREAM = 7
 # What each generator of a sequence draws (the entry after SEQUENCE_STREAM).
-_SCENE, _KEY_POSE, _FOREARM, _APPEARANCE, _GRAIN = range(5)
+_SCENE, _KEY_POSE, _FOREARM, _APPEARANCE, _GRAIN, _BASE_SCENE = range(6)
 
 FRAMES_PER_KEY_POSE = 12
 ROTATION_AMPLITUDE_DEGREES = (8.0, 30.0)
@@ -111,7 +120,7 @@ class SequenceScene:
         rng = sequence_generator(seed, split, sequence, _SCENE)
         with torch.no_grad(), single_threaded_torch():
             self.shape = hand_model().sample_shape(1, _torch_generator(rng))
-        self.base_rotation = random_rotation(rng)
+        self.base_rotation = sample_view(rng)
         axes = rng.normal(size=(2, 3))
         self.rotation_axes = axes / np.linalg.norm(axes, axis=1, keepdims=True)
         self.rotation_amplitudes = np.radians(rng.uniform(*ROTATION_AMPLITUDE_DEGREES, size=2))
@@ -124,13 +133,14 @@ class SequenceScene:
         # The camera is placed on the first frame's hand, with the drift of frame 0 taken back out.
         self.K, translation = sample_camera(rng, np.concatenate([vertices, joints]), image_size)
         self.translation = translation + self.camera_drift(0)
-        self.light_direction = rng.normal(size=3) + np.array([0.0, -0.3, -1.2])
-        self.light_direction /= np.linalg.norm(self.light_direction)
-        self.ambient, self.diffuse = rng.uniform(0.25, 0.5), rng.uniform(0.4, 0.85)
+        # A single sample's scene, drawn once: the light and whatever else the renderer draws for a picture (kept
+        # for every frame); its hand, camera, colours, background and grain are replaced frame by frame.
+        self.base_scene = sample_scene(sequence_generator(seed, split, sequence, _BASE_SCENE), image_size)
         self.margin = int(round(BACKGROUND_MARGIN * image_size))
         self.background = sample_background(rng, image_size + 2 * self.margin)
         self.background_depth = rng.uniform(*BACKGROUND_DEPTH_RANGE)
-        self.grain_sigma = rng.uniform(0, 4)
+        base_grain = self.base_scene.get("grain")
+        self.grain_sigma = float(np.std(base_grain)) if base_grain is not None else 0.0
         self.is_left = bool(rng.random() < p_left)
 
     def rotation(self, frame: int) -> Rotation:
@@ -189,17 +199,21 @@ class SequenceScene:
         grain_rng = sequence_generator(self.seed, self.split, self.sequence, _GRAIN, frame)
         size = self.image_size
         faces = hand_faces()
+        mesh_vertices = np.concatenate([vertices + translation, arm_vertices])
+        mesh_faces = np.concatenate([faces, arm_faces + len(vertices)])
+        if ambient_occlusion is not None:
+            vertex_colors *= ambient_occlusion(mesh_vertices, compute_vertex_normals(mesh_vertices, mesh_faces))[
+                :, None
+            ]
         return {
+            **self.base_scene,
             "vertices_xyz": vertices + translation,
             "joints_xyz": joints + translation,
             "K": self.K,
-            "mesh_vertices": np.concatenate([vertices + translation, arm_vertices]),
-            "mesh_faces": np.concatenate([faces, arm_faces + len(vertices)]),
+            "mesh_vertices": mesh_vertices,
+            "mesh_faces": mesh_faces,
             "mask_faces": np.arange(len(faces) + len(arm_faces)) < len(faces),
             "vertex_colors": vertex_colors,
-            "light_direction": self.light_direction,
-            "ambient": self.ambient,
-            "diffuse": self.diffuse,
             "background": self.frame_background(frame),
             "grain": (grain_rng.normal(size=(size, size, 3)) * self.grain_sigma).astype(np.float32),
             "is_left": self.is_left,
