@@ -1,12 +1,12 @@
 """The `clip-hand3d` command line: one module per subcommand, each with `register(subparsers)` and `run(args)`.
 
 `clip-hand3d COMMAND --help` describes each of build-topology, make-synthetic, evaluate, benchmark, export, video,
-push and push-space.
+push, push-space and mine-pairs.
 """
 
 import argparse
 
-from . import benchmark, build_topology, evaluate, export, make_synthetic, push, video
+from . import benchmark, build_topology, evaluate, export, make_synthetic, mine_pairs, push, video
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.register(subparsers)
     video.register(subparsers)
     push.register(subparsers)
+    mine_pairs.register(subparsers)
     return parser
 
 

@@ -5,5 +5,14 @@ from clip_hand3d.commands import build_parser
 
 def test_every_subcommand_is_registered():
     subcommands = build_parser()._subparsers._group_actions[0].choices
-    expected = ["benchmark", "build-topology", "evaluate", "export", "make-synthetic", "push", "push-space"]
+    expected = [
+        "benchmark",
+        "build-topology",
+        "evaluate",
+        "export",
+        "make-synthetic",
+        "mine-pairs",
+        "push",
+        "push-space",
+    ]
     assert sorted(subcommands) == [*expected, "video"]
