@@ -14,6 +14,7 @@ continue; the output folder ends with the encoder checkpoint `encoder/` (backbon
 `encoder_config.json`) and `training_curve.json`.
 """
 
+import copy
 import dataclasses
 import itertools
 import json
@@ -30,6 +31,7 @@ from accelerate.utils import DataLoaderConfiguration, set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from clip_hand3d.image_processing import CLIPHand3DImageProcessor
 from clip_hand3d.modeling import CLIPHand3DConfig
 from clip_hand3d.modeling.configuration_clip_hand3d import PYRAMID_FEATURES
 from clip_hand3d.training.augmentation import HandAugmentationConfig
@@ -44,7 +46,7 @@ from clip_hand3d.training.pretraining import (
     scaled_learning_rate,
 )
 from clip_hand3d.training.pretraining_arguments import parse_args
-from clip_hand3d.training.pretraining_data import ContrastivePairs, ContrastiveViews, load_pairs, load_unlabeled
+from clip_hand3d.training.pretraining_data import ContrastivePairs, ContrastiveViews, load_pairs, load_pool, mined_from
 from clip_hand3d.training.pretraining_objectives import contrastive_logits, nt_xent_loss, undo_view_transform
 from clip_hand3d.training.schedules import build_scheduler
 from clip_hand3d.variants import load_processor
@@ -72,6 +74,15 @@ def build_optimizer(args, encoder: torch.nn.Module, learning_rate: float) -> tor
     if args.optimizer == "adam":
         return torch.optim.Adam(groups, lr=learning_rate)
     return LARS(torch.optim.Adam(groups, lr=learning_rate), trust_coefficient=args.lars_trust_coefficient)
+
+
+def crop_processor(image_processor: CLIPHand3DImageProcessor, image_size: int) -> CLIPHand3DImageProcessor:
+    """The variant's image processor with crops of `image_size` pixels (HandCLR pre-trains on 128 px crops)."""
+    if image_size == image_processor.image_size:
+        return image_processor
+    resized = copy.deepcopy(image_processor)
+    resized.image_size = image_size
+    return resized
 
 
 def per_process_batch_size(args, num_processes: int) -> int:
@@ -106,18 +117,24 @@ def main(argv: list[str] | None = None) -> dict:
 
     config = CLIPHand3DConfig.from_pretrained(args.config)
     processor = load_processor(args.config, config)
+    image_size = args.image_size or config.image_size
     encoder, initialized_from = build_encoder(args, config)
     if args.channels_last:
         encoder.to(memory_format=torch.channels_last)
     with accelerator.main_process_first():
-        rows = load_unlabeled(args.dataset, config.image_size, seed=args.seed, num_proc=args.preprocessing_num_workers)
+        rows = load_pool(args.dataset, image_size, seed=args.data_seed, num_proc=args.preprocessing_num_workers)
         pairs = load_pairs(args.pairs) if args.pairs is not None else None
+    if pairs is not None and mined_from(args.pairs) not in (None, args.dataset):
+        logger.warning(
+            f"--pairs {args.pairs} were mined from {mined_from(args.pairs)!r}, --dataset is {args.dataset!r}: their "
+            "row indices must be the same rows"
+        )
     augmentation = (
         dataclasses.replace(HandAugmentationConfig.train(), rotation_degrees=args.rotation_degrees)
         if args.augment
         else HandAugmentationConfig.eval()
     )
-    views = ContrastiveViews(processor.image_processor, augmentation)
+    views = ContrastiveViews(crop_processor(processor.image_processor, image_size), augmentation)
     samples = ContrastivePairs(rows, views, pairs, num_candidates=args.num_positive_candidates, seed=args.seed)
     if args.train_batch_size * accelerator.num_processes > len(samples):
         raise ValueError(
@@ -171,7 +188,7 @@ def main(argv: list[str] | None = None) -> dict:
             steps=progress["global_step"],
             dataset=args.dataset,
             initialized_from=initialized_from,
-            image_size=config.image_size,
+            image_size=image_size,
             projection=[unwrapped.feature_size, args.projection_hidden_dim, args.projection_dim],
             equivariance=args.equivariance,
             temperature=args.temperature,

@@ -21,7 +21,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--dataset",
         type=str,
         default="synthetic:2000",
-        help="Unlabeled pool: synthetic[:N] (labels dropped) or disk:PATH (a dataset saved with save_to_disk).",
+        help="Unlabeled pool (clip_hand3d.data.unlabeled SPECs): folder:PATH, disk:PATH, hub:NAME, synthetic:N, "
+        "synthetic-video:N[xF] (the synthetic hands without their labels, rendered once into the datasets cache).",
+    )
+    parser.add_argument(
+        "--data_seed", type=int, default=None, help="Seed of a synthetic pool (default: --seed); mine-pairs' --seed."
+    )
+    parser.add_argument(
+        "--image_size", type=int, default=None, help="Crop side in pixels (default: the variant's; HandCLR: 128)."
     )
     parser.add_argument(
         "--pairs",
@@ -112,6 +119,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def check_args(args: argparse.Namespace) -> None:
     """Fail at start, naming the argument, for values that would fail later."""
     args.config = resolve_variant(args.config)
+    if args.data_seed is None:
+        args.data_seed = args.seed
+    if args.image_size is not None and (args.image_size < 32 or args.image_size % 32):
+        raise ValueError(f"--image_size must be a multiple of 32 (the backbone's stride), got {args.image_size}")
     if args.equivariance is None:
         args.equivariance = args.objective in ("peclr", "handclr")
     if args.objective == "handclr" and args.pairs is None:

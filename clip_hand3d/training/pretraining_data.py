@@ -1,9 +1,9 @@
 """The data of encoder pre-training: unlabeled hand crops, two views per sample, cropped as the image processor
 crops (one definition of a crop, see `clip_hand3d.training.transforms`).
 
-Unlabeled rows are {image, box (x1, y1, x2, y2 pixels, optional), is_left (optional), group (optional)}: the box
-enlarged by the processor's margin (x1.3), left hands mirrored to right ones, resized to the processor's size; no
-box: the whole image. Each view is that crop moved by a random similarity (rotation, scale, shift;
+The unlabeled rows are `clip_hand3d.data.unlabeled`'s (an image, and optionally its box, handedness and group; never
+a label): the box enlarged by the processor's margin (x1.3), left hands mirrored to right ones, resized to the
+processor's size; no box: the whole image. Each view is that crop moved by a random similarity (rotation, scale, shift;
 `HandAugmentationConfig`) and colour-jittered; `view_affine` is that similarity in the crop's normalised
 coordinates (`pretraining_objectives.normalised_view_affine`), for PeCLR's equivariance.
 
@@ -13,14 +13,15 @@ groups, nearest first), distances, keypoints_2d (21, 2), the row's 2D keypoints 
 `clip-hand3d mine-pairs` writes); the keypoints of both views feed HandCLR's adaptive weights.
 """
 
+import json
 from pathlib import Path
 
 import numpy as np
 import torch
 from datasets import Dataset, load_from_disk
 
+from clip_hand3d.data.unlabeled import UnlabeledHands, UnlabeledRow, crop_transform, load_unlabeled
 from clip_hand3d.image_processing import CLIPHand3DImageProcessor
-from clip_hand3d.image_utils import rgb_image
 from clip_hand3d.training.augmentation import (
     HandAugmentationConfig,
     augmentation_affine,
@@ -29,40 +30,64 @@ from clip_hand3d.training.augmentation import (
 )
 from clip_hand3d.training.pretraining_objectives import normalised_view_affine
 
-UNLABELED_COLUMNS = ("image", "box", "is_left", "group")
 PAIR_COLUMNS = ("index", "neighbors", "distances", "keypoints_2d")
+PAIRS_FOLDER = "pairs"
 
 
-def load_unlabeled(spec: str, image_size: int, seed: int = 0, num_proc: int | None = None) -> Dataset:
-    """The unlabeled pool of `spec`: `synthetic:N` (the built-in hands, every label column dropped: the image,
-    its box and handedness only) or `disk:PATH` (a `datasets.Dataset` saved with `save_to_disk`)."""
-    name, _, value = spec.partition(":")
-    if name == "synthetic":
-        from clip_hand3d.data.synthetic import load_synthetic
+def load_pool(spec: str, image_size: int, seed: int = 0, num_proc: int | None = None) -> UnlabeledHands:
+    """The unlabeled pool of `spec` (`clip_hand3d.data.unlabeled`'s SPECs), random access. The synthetic sources
+    (`synthetic:N`, `synthetic-video:N[xF]`) are rendered once into the `datasets` cache, by `num_proc` processes,
+    instead of on every access: the same rows, read without their labels."""
+    kind, _, value = spec.partition(":")
+    if kind in ("synthetic", "synthetic-video"):
+        count, _, frames = value.partition("x")
+        if not count.isdigit() or int(count) < 1 or (frames and (kind == "synthetic" or not frames.isdigit())):
+            form = (
+                "synthetic-video:N[xF], e.g. synthetic-video:100x16" if frames else "synthetic:N, e.g. synthetic:2000"
+            )
+            raise ValueError(f"--dataset {spec}: expected {form}")
+        if kind == "synthetic":
+            from clip_hand3d.data.synthetic import load_synthetic
 
-        if value and not value.isdigit():
-            raise ValueError(f"--dataset {spec}: synthetic takes a number of samples, e.g. synthetic:2000")
-        rows = load_synthetic(int(value or 2000), seed=seed, image_size=image_size, num_proc=num_proc)
-    elif name == "disk":
-        if not Path(value).is_dir():
-            raise ValueError(f"--dataset {spec}: no such folder {value}")
-        rows = load_from_disk(value)
-    else:
-        raise ValueError(f"--dataset {spec}: use synthetic[:N] or disk:PATH (a dataset saved with save_to_disk)")
-    if "image" not in rows.column_names:
-        raise ValueError(f"--dataset {spec}: the rows have no 'image' column (columns: {rows.column_names})")
-    return rows.select_columns([name for name in UNLABELED_COLUMNS if name in rows.column_names])
+            rows = load_synthetic(int(count), seed=seed, image_size=image_size, num_proc=num_proc)
+        else:
+            from clip_hand3d.data.synthetic.sequences import load_synthetic_sequences
+
+            frames_per_sequence = int(frames) if frames else 16
+            rows = load_synthetic_sequences(
+                int(count), frames_per_sequence, seed=seed, image_size=image_size, num_proc=num_proc
+            )
+        return UnlabeledHands(rows, name=spec)
+    pool = load_unlabeled(spec, image_size=image_size, seed=seed)
+    if not pool.random_access:
+        raise ValueError(
+            f"--dataset {spec}: pre-training reads its rows by index; give a map-style source, not a stream"
+        )
+    return pool
 
 
 def load_pairs(path: str | Path) -> Dataset:
-    """The pairs dataset of `clip-hand3d mine-pairs` (see the module docstring); ValueError naming missing columns."""
-    if not Path(path).is_dir():
+    """The pairs dataset of `clip-hand3d mine-pairs --out PATH` (PATH or PATH/pairs, see the module docstring);
+    ValueError naming missing columns."""
+    path = Path(path)
+    if (path / PAIRS_FOLDER).is_dir():
+        path = path / PAIRS_FOLDER
+    if not path.is_dir():
         raise ValueError(f"--pairs {path}: no such folder")
     pairs = load_from_disk(str(path))
     missing = [name for name in PAIR_COLUMNS if name not in pairs.column_names]
     if missing:
         raise ValueError(f"--pairs {path}: no columns {missing} (columns: {pairs.column_names})")
     return pairs.select_columns(list(PAIR_COLUMNS))
+
+
+def mined_from(path: str | Path) -> str | None:
+    """The dataset SPEC the pairs of `mine-pairs --out PATH` were mined from (its summary.json), None if unknown."""
+    path = Path(path)
+    for summary in (path / "summary.json", path.parent / "summary.json"):
+        if summary.is_file():
+            return json.loads(summary.read_text()).get("dataset")
+    return None
 
 
 class ContrastiveViews:
@@ -73,13 +98,10 @@ class ContrastiveViews:
         self.augmentation = augmentation
         self.image_size = image_processor.image_size
 
-    def base_crop(self, row) -> tuple:
+    def base_crop(self, row: UnlabeledRow) -> tuple:
         """(RGB image, the processor's crop transform of the row: its box x margin, mirrored when left)."""
-        image = rgb_image(row["image"], "field 'image'")
-        box = row.get("box")
-        box = None if box is None else np.asarray(box, dtype=np.float64)
-        is_left = bool(row.get("is_left") or False)
-        return image, self.image_processor.crop_transform(box, image.height, image.width, is_left)
+        image = row.load_image()
+        return image, crop_transform(row, self.image_processor, image)
 
     def view(self, image, crop_affine: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """One augmented view: the normalised crop (3, S, S) float32 and `view_affine` (2, 3) float32."""
@@ -104,7 +126,7 @@ class ContrastivePairs(torch.utils.data.Dataset):
     keypoints_2d and keypoints_2d_view2 (21, 2) (anchor and positive) and positive_index.
 
     Args:
-        rows: the unlabeled rows.
+        rows: the unlabeled rows (random access).
         views: the crop and augmentation.
         pairs: HandCLR's pairs dataset, or None.
         num_candidates: HandCLR's positive is drawn uniformly among the first `num_candidates` neighbours (1: the
@@ -114,7 +136,7 @@ class ContrastivePairs(torch.utils.data.Dataset):
 
     def __init__(
         self,
-        rows: Dataset,
+        rows: UnlabeledHands,
         views: ContrastiveViews,
         pairs: Dataset | None = None,
         num_candidates: int = 1,
@@ -150,7 +172,7 @@ class ContrastivePairs(torch.utils.data.Dataset):
     def __getitem__(self, position: int) -> dict:
         rng = np.random.default_rng([self.seed, self.epoch, 2, position])
         if self.pairs is None:
-            image, crop_affine = self.views.base_crop(self.rows[position])
+            image, crop_affine = self.views.base_crop(self.rows.row(position))
             first, first_affine = self.views.view(image, crop_affine, rng)
             second, second_affine = self.views.view(image, crop_affine, rng)
             sample = {"index": position}
@@ -162,9 +184,9 @@ class ContrastivePairs(torch.utils.data.Dataset):
             positive_pair = self.pair_of_row[positive] if 0 <= positive < len(self.rows) else -1
             if positive_pair < 0:
                 raise ValueError(f"row {index}'s neighbour {positive} has no row (no keypoints) in the pairs dataset")
-            image, crop_affine = self.views.base_crop(self.rows[index])
+            image, crop_affine = self.views.base_crop(self.rows.row(index))
             first, first_affine = self.views.view(image, crop_affine, rng)
-            image, crop_affine = self.views.base_crop(self.rows[positive])
+            image, crop_affine = self.views.base_crop(self.rows.row(positive))
             second, second_affine = self.views.view(image, crop_affine, rng)
             sample = {
                 "index": index,

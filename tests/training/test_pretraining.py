@@ -19,6 +19,7 @@ from safetensors.torch import load_file
 import pretrain
 import train
 from clip_hand3d.data.synthetic import load_synthetic
+from clip_hand3d.data.unlabeled import UnlabeledRow
 from clip_hand3d.geometry import apply_affine
 from clip_hand3d.hub import TrainingRun, model_card_values
 from clip_hand3d.modeling import CLIPHand3DConfig, CLIPHand3DModel
@@ -137,7 +138,7 @@ def test_undone_projection_of_a_rotated_crop_equals_the_unrotated_ones(tiny_conf
     yy, xx = np.mgrid[0:160, 0:160]
     spot = np.exp(-((xx - 95.0) ** 2 + (yy - 60.0) ** 2) / (2 * 3.0**2))
     image = PIL.Image.fromarray(np.repeat((spot * 255).astype(np.uint8)[..., None], 3, axis=2))
-    row = {"image": image, "box": [20.0, 20.0, 140.0, 140.0]}
+    row = UnlabeledRow(index=0, image=image, box=np.array([20.0, 20.0, 140.0, 140.0]))
     mean, std = np.array(processor.image_mean), np.array(processor.image_std)
 
     def spot_position(pixels: np.ndarray) -> torch.Tensor:
