@@ -5,6 +5,7 @@ import json
 import math
 import shutil
 import socket
+from pathlib import Path
 
 import numpy as np
 import PIL.Image
@@ -31,7 +32,9 @@ from clip_hand3d.training.pretraining import (
     HandEncoder,
     parameter_groups,
     save_encoder,
+    scaled_learning_rate,
 )
+from clip_hand3d.training.pretraining_arguments import parse_args as parse_pretrain_args
 from clip_hand3d.training.pretraining_data import ContrastiveViews
 from clip_hand3d.training.pretraining_objectives import (
     contrastive_logits,
@@ -42,6 +45,7 @@ from clip_hand3d.training.pretraining_objectives import (
 )
 from clip_hand3d.variants import load_processor, resolve_variant
 
+REPO = Path(__file__).resolve().parents[2]
 # Four views of two pairs (view 0 of sample 0, of sample 1; view 1 of sample 0, of sample 1): e0 = (1, 0),
 # e1 = (0, 1), e2 = (0.6, 0.8), e3 = (-0.8, 0.6), given unnormalised. Cosines: s01 = 0, s02 = 0.6, s03 = -0.8,
 # s12 = 0.8, s13 = 0.6, s23 = 0. The positive pairs are (0, 2) and (1, 3).
@@ -376,3 +380,22 @@ def test_init_from_an_encoder_of_another_variant_names_the_shapes(tmp_path, tiny
     assert f"the encoder {tmp_path / 'encoder'} (clip-hand3d-r18, layer_type basic" in message
     assert "does not fit the backbone of --config clip-hand3d-tiny (layer_type basic, embedding_size 32" in message
     assert "embedder.embedder.convolution.weight: (64, 3, 7, 7) in the encoder, (32, 3, 7, 7) in --config" in message
+
+
+@pytest.mark.parametrize("recipe", ["handclr_tiny_cpu", "peclr_tiny_cpu", "simclr_tiny_cpu", "handclr_r50_paper"])
+def test_recipes_parse(recipe):
+    pairs = ["--pairs", "outputs/pairs"] if recipe.startswith("handclr") else []
+    args = parse_pretrain_args(["--recipe", str(REPO / "recipes" / f"{recipe}.json"), *pairs])
+    assert args.objective == recipe.split("_")[0]
+    assert args.equivariance == (args.objective != "simclr") and args.temperature == 0.5
+    if recipe == "handclr_r50_paper":
+        # ResNet-50 from ImageNet on 128 px crops, batch 8192, Adam in LARS at 1e-4 x sqrt(8192), 10 warm-up epochs.
+        assert args.pretrained_backbone and args.image_size == 128 and args.global_batch_size == 8192
+        assert scaled_learning_rate(args.learning_rate, 8192, args.lr_scaling) == pytest.approx(9.05e-3, rel=1e-3)
+        assert (args.optimizer, args.weight_decay, args.lr_warmup_epochs, args.num_epochs) == (
+            "lars_adam",
+            1e-6,
+            10,
+            100,
+        )
+        assert args.mixed_precision == "fp16" and args.rotation_degrees == 45
