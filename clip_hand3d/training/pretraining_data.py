@@ -17,6 +17,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pyarrow.compute
 import torch
 from datasets import Dataset, load_from_disk
 
@@ -152,11 +153,11 @@ class ContrastivePairs(torch.utils.data.Dataset):
         self.pairs = None
         if pairs is not None:
             self.pairs = pairs.with_format("numpy")
-            columns = pairs.with_format("numpy", columns=["index"])[:]
-            indices = np.asarray(columns["index"], dtype=np.int64)
+            table = pairs.with_format("arrow", columns=["index", "neighbors"])[:]
+            indices = table.column("index").to_numpy().astype(np.int64)
             if len(indices) and (indices.min() < 0 or indices.max() >= len(rows)):
                 raise ValueError(f"the pairs' index column refers to rows outside the {len(rows)} unlabeled rows")
-            lengths = np.array([len(neighbours) for neighbours in pairs["neighbors"]], dtype=np.int64)
+            lengths = pyarrow.compute.list_value_length(table.column("neighbors")).to_numpy(zero_copy_only=False)
             self.positions = np.flatnonzero(lengths > 0)
             self.pair_of_row = np.full(len(rows), -1, dtype=np.int64)
             self.pair_of_row[indices] = np.arange(len(indices))
