@@ -192,6 +192,7 @@ def main(argv: list[str] | None = None) -> dict:
             projection=[unwrapped.feature_size, args.projection_hidden_dim, args.projection_dim],
             equivariance=args.equivariance,
             temperature=args.temperature,
+            negative_weighting=args.negative_weighting if args.objective == "handclr" else None,
         )
         save_encoder(unwrapped, output_dir / ENCODER_DIR, info)
         (output_dir / "training_curve.json").write_text(json.dumps(curve, indent=2))
@@ -218,7 +219,9 @@ def contrastive_loss(args, encoder, batch: dict) -> tuple[torch.Tensor, torch.Te
         keypoints = None
         if args.objective == "handclr":
             keypoints = torch.stack([batch["keypoints_2d"], batch["keypoints_2d_view2"]])
-        logits, positives, _ = contrastive_logits(views, args.temperature, keypoints, gather=True)
+        logits, positives, _ = contrastive_logits(
+            views, args.temperature, keypoints, gather=True, negative_weighting=args.negative_weighting
+        )
         loss = nt_xent_loss(logits, positives)
     accuracy = (logits.detach().argmax(dim=1) == positives).float().mean()
     return loss, accuracy

@@ -77,6 +77,7 @@ class EncoderInfo:
         projection: the head's sizes (in, hidden, out).
         equivariance: whether the view's similarity was undone on the projections (PeCLR).
         temperature: NT-Xent's temperature.
+        negative_weighting: HandCLR's negative weights ("distance" or "closeness"); None for the other objectives.
     """
 
     config_name: str
@@ -89,6 +90,7 @@ class EncoderInfo:
     projection: list[int] = field(default_factory=lambda: [2048, 512, 128])
     equivariance: bool = False
     temperature: float = 0.5
+    negative_weighting: str | None = None
     format: str = ENCODER_FORMAT
 
     def describe(self, path: str | Path | None = None) -> str:

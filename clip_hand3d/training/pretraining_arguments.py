@@ -3,7 +3,7 @@
 import argparse
 
 from clip_hand3d.training.arguments import read_recipe
-from clip_hand3d.training.pretraining_objectives import DEFAULT_TEMPERATURE, OBJECTIVES
+from clip_hand3d.training.pretraining_objectives import DEFAULT_TEMPERATURE, NEGATIVE_WEIGHTINGS, OBJECTIVES
 from clip_hand3d.variants import resolve_variant
 
 
@@ -41,6 +41,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=1,
         help="HandCLR: the positive is drawn among this many nearest neighbours (1: top-1).",
+    )
+    parser.add_argument(
+        "--negative_weighting",
+        choices=NEGATIVE_WEIGHTINGS,
+        default="distance",
+        help="HandCLR's negative weights: distance, (d - min d) / (max d - min d), far poses pushed apart most; or "
+        "closeness, (max d - d) / (max d - min d), the positives' formula.",
     )
     parser.add_argument("--output_dir", type=str, default="outputs/handclr")
     parser.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE)

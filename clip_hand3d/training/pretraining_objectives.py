@@ -14,9 +14,13 @@ NT-Xent (temperature tau) of anchor a with positive p, over the other columns k 
 
 with every w = 1 for SimCLR and PeCLR. HandCLR's weights come from the distances d between the samples' 2D
 keypoints (mean L2 over the joints, keypoints normalised to the crop), min-max normalised within the global batch:
-a positive pair's weight w+ = (max d+ - d+) / (max d+ - min d+) over the batch's positive pairs, a negative's
-w- = (max d - d) / (max d - min d) over all pairs of distinct views; a set whose distances are all equal gets
-weight 1.
+a positive pair's weight w+ = (max d+ - d+) / (max d+ - min d+) over the batch's positive pairs (the closer the
+poses, the stronger the pull); a negative's, min-max over all pairs of distinct views, by `negative_weighting`:
+"distance" (the default), w- = (d - min d) / (max d - min d): the farther the poses, the stronger the push, and a
+negative of nearly the same pose (a likely false negative) is hardly pushed; or "closeness", w- = (max d - d) /
+(max d - min d), the positives' formula (similar poses pushed hardest). Which of the two HandCLR uses is not in the
+facts this package was built from: both are kept, and the choice is an argument. A set whose distances are all
+equal gets weight 1.
 """
 
 import torch
@@ -25,6 +29,7 @@ from torch.nn import functional
 from clip_hand3d.modeling.losses import gather_with_gradients
 
 OBJECTIVES = ("handclr", "peclr", "simclr")
+NEGATIVE_WEIGHTINGS = ("distance", "closeness")
 DEFAULT_TEMPERATURE = 0.5
 
 
@@ -33,15 +38,18 @@ def keypoint_distances(keypoints_a: torch.Tensor, keypoints_b: torch.Tensor) -> 
     return (keypoints_a[:, None] - keypoints_b[None]).norm(dim=-1).mean(dim=-1)
 
 
-def min_max_weights(distances: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+def min_max_weights(
+    distances: torch.Tensor, mask: torch.Tensor | None = None, increasing: bool = False
+) -> torch.Tensor:
     """(max d - d) / (max d - min d), max and min over the entries where `mask` is true (all when None): 1 for the
-    closest, 0 for the farthest; 1 everywhere when the distances are all equal."""
+    closest, 0 for the farthest; with `increasing`, (d - min d) / (max d - min d), 0 for the closest. 1 everywhere
+    when the distances are all equal."""
     selected = distances if mask is None else distances[mask]
     low, high = selected.min(), selected.max()
     spread = high - low
     if spread <= 0:
         return torch.ones_like(distances)
-    return (high - distances) / spread
+    return (distances - low) / spread if increasing else (high - distances) / spread
 
 
 def contrastive_logits(
@@ -49,6 +57,7 @@ def contrastive_logits(
     temperature: float = DEFAULT_TEMPERATURE,
     keypoints: torch.Tensor | None = None,
     gather: bool = True,
+    negative_weighting: str = "distance",
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """The NT-Xent logits of this process' anchors against the global batch.
 
@@ -58,6 +67,7 @@ def contrastive_logits(
         keypoints: (2, N, J, 2) the 2D keypoints of each view's crop, normalised to the crop, for HandCLR's adaptive
             weights; None for none (every weight 1).
         gather: under torch.distributed, contrast against the views of every process.
+        negative_weighting: "distance" or "closeness", see the module docstring.
 
     Returns:
         (logits, positives, weights): logits (2N, 2 N_global), row `v * N + i` for view v of local sample i, the
@@ -87,22 +97,24 @@ def contrastive_logits(
         all_keypoints = keypoints.detach().float()
         if gather:
             all_keypoints, _ = gather_with_gradients(all_keypoints, gather_dim=1)
-        weights = adaptive_weights(all_keypoints)[torch.cat([local, local + num_global])]
+        weights = adaptive_weights(all_keypoints, negative_weighting)[torch.cat([local, local + num_global])]
         similarities = weights * similarities
     own = torch.zeros_like(similarities, dtype=torch.bool)
     own[rows, own_columns] = True
     return (similarities / temperature).masked_fill(own, float("-inf")), positives, weights
 
 
-def adaptive_weights(keypoints: torch.Tensor) -> torch.Tensor:
+def adaptive_weights(keypoints: torch.Tensor, negative_weighting: str = "distance") -> torch.Tensor:
     """HandCLR's weights of every pair of the global batch's views, (2M, 2M) for keypoints (2, M, J, 2): min-max
-    weights of the positive pairs' distances at the positive entries, of all distinct pairs' elsewhere (the
-    diagonal, an anchor against itself, is 1 and unused)."""
+    weights of the positive pairs' distances at the positive entries, of all distinct pairs' elsewhere (by
+    `negative_weighting`, see the module docstring; the diagonal, an anchor against itself, is 1 and unused)."""
+    if negative_weighting not in NEGATIVE_WEIGHTINGS:
+        raise ValueError(f"negative_weighting must be one of {NEGATIVE_WEIGHTINGS}, got {negative_weighting!r}")
     num = keypoints.shape[1]
     flat = keypoints.reshape(2 * num, *keypoints.shape[2:])
     distances = keypoint_distances(flat, flat)
     distinct = ~torch.eye(2 * num, dtype=torch.bool, device=keypoints.device)
-    weights = min_max_weights(distances, distinct)
+    weights = min_max_weights(distances, distinct, increasing=negative_weighting == "distance")
     positive_weights = min_max_weights(keypoint_distances(keypoints[0], keypoints[1]).diagonal())
     index = torch.arange(num, device=keypoints.device)
     weights[index, index + num] = positive_weights

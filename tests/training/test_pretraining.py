@@ -57,34 +57,54 @@ KEYPOINTS = torch.tensor([[[[0.0, 0.0]], [[0.0, 1.0]]], [[[0.0, 0.25]], [[0.0, 0
 def test_weighted_nt_xent_against_a_hand_computed_case():
     # Distances: d01 = 1, d02 = 0.25, d03 = 0.5, d12 = 0.75, d13 = 0.5, d23 = 0.25.
     # Positive weights, min-max over the positive pairs' d+ = (0.25, 0.5): w02 = (0.5 - 0.25) / 0.25 = 1, w13 = 0.
-    # Negative weights, min-max over all six pairs (min 0.25, max 1): w01 = 0, w03 = 0.5 / 0.75 = 2/3,
-    # w12 = 0.25 / 0.75 = 1/3, w23 = 0.75 / 0.75 = 1.
+    # Negative weights (d - min) / (max - min) over all six pairs (min 0.25, max 1): w01 = 0.75 / 0.75 = 1,
+    # w03 = 0.25 / 0.75 = 1/3, w12 = 0.5 / 0.75 = 2/3, w23 = 0.
     # Logits w s / 0.5, by row (anchor) and column:
-    #   row 0 (positive 2): c1 = 0, c2 = 1 * 0.6 * 2 = 1.2, c3 = 2/3 * -0.8 * 2 = -16/15
-    #   row 1 (positive 3): c0 = 0, c2 = 1/3 * 0.8 * 2 = 8/15, c3 = 0 * 0.6 * 2 = 0
-    #   row 2 (positive 0): c0 = 1.2, c1 = 8/15, c3 = 1 * 0 = 0
-    #   row 3 (positive 1): c0 = -16/15, c1 = 0, c2 = 0
-    # Losses -log softmax[positive]: l0 = log(1 + e^1.2 + e^(-16/15)) - 1.2 = 0.339931,
-    # l1 = log(2 + e^(8/15)) = 1.309577, l2 = log(e^1.2 + e^(8/15) + 1) - 1.2 = 0.595871,
-    # l3 = log(e^(-16/15) + 2) = 0.851924; mean 0.774326.
+    #   row 0 (positive 2): c1 = 1 * 0 * 2 = 0, c2 = 1 * 0.6 * 2 = 1.2, c3 = 1/3 * -0.8 * 2 = -8/15
+    #   row 1 (positive 3): c0 = 0, c2 = 2/3 * 0.8 * 2 = 16/15, c3 = 0 * 0.6 * 2 = 0
+    #   row 2 (positive 0): c0 = 1.2, c1 = 16/15, c3 = 0 * 0 = 0
+    #   row 3 (positive 1): c0 = -8/15, c1 = 0, c2 = 0
+    # Losses -log softmax[positive]: l0 = log(1 + e^1.2 + e^(-8/15)) - 1.2 = 0.390614,
+    # l1 = log(2 + e^(16/15)) = 1.590393, l2 = log(e^1.2 + e^(16/15) + 1) - 1.2 = 0.777657,
+    # l3 = log(e^(-8/15) + 2) = 0.950362; mean 0.927257.
     logits, positives, weights = contrastive_logits(VIEWS, temperature=0.5, keypoints=KEYPOINTS, gather=False)
     inf = float("inf")
     expected_logits = torch.tensor(
         [
-            [-inf, 0.0, 1.2, -16 / 15],
-            [0.0, -inf, 8 / 15, 0.0],
-            [1.2, 8 / 15, -inf, 0.0],
-            [-16 / 15, 0.0, 0.0, -inf],
+            [-inf, 0.0, 1.2, -8 / 15],
+            [0.0, -inf, 16 / 15, 0.0],
+            [1.2, 16 / 15, -inf, 0.0],
+            [-8 / 15, 0.0, 0.0, -inf],
         ]
     )
     torch.testing.assert_close(logits, expected_logits)
     assert positives.tolist() == [2, 3, 0, 1]
+    torch.testing.assert_close(weights[0], torch.tensor([1.0, 1.0, 1.0, 1 / 3]))
+    torch.testing.assert_close(weights[1], torch.tensor([1.0, 1.0, 2 / 3, 0.0]))
+    torch.testing.assert_close(weights[3], torch.tensor([1 / 3, 0.0, 0.0, 1.0]))
+    loss = nt_xent_loss(logits, positives)
+    assert loss.item() == pytest.approx(0.927257, abs=1e-6)
+    per_row = torch.nn.functional.cross_entropy(logits, positives, reduction="none")
+    torch.testing.assert_close(per_row, torch.tensor([0.390614, 1.590393, 0.777657, 0.950362]), atol=1e-6, rtol=0)
+
+
+def test_weighted_nt_xent_with_negatives_weighted_by_closeness():
+    # Negative weights by the positives' formula (max - d) / (max - min): w01 = 0, w03 = 0.5 / 0.75 = 2/3,
+    # w12 = 0.25 / 0.75 = 1/3, w23 = 1 (the positives' weights as above: w02 = 1, w13 = 0).
+    #   row 0: c1 = 0, c2 = 1.2, c3 = 2/3 * -0.8 * 2 = -16/15 -> l0 = log(1 + e^1.2 + e^(-16/15)) - 1.2 = 0.339931
+    #   row 1: c0 = 0, c2 = 1/3 * 0.8 * 2 = 8/15, c3 = 0 -> l1 = log(2 + e^(8/15)) = 1.309577
+    #   row 2: c0 = 1.2, c1 = 8/15, c3 = 0 -> l2 = log(e^1.2 + e^(8/15) + 1) - 1.2 = 0.595871
+    #   row 3: c0 = -16/15, c1 = 0, c2 = 0 -> l3 = log(e^(-16/15) + 2) = 0.851924; mean 0.774326.
+    logits, positives, weights = contrastive_logits(
+        VIEWS, temperature=0.5, keypoints=KEYPOINTS, gather=False, negative_weighting="closeness"
+    )
     torch.testing.assert_close(weights[0], torch.tensor([1.0, 0.0, 1.0, 2 / 3]))
     torch.testing.assert_close(weights[1], torch.tensor([0.0, 1.0, 1 / 3, 0.0]))
-    loss = nt_xent_loss(logits, positives)
-    assert loss.item() == pytest.approx(0.774326, abs=1e-6)
     per_row = torch.nn.functional.cross_entropy(logits, positives, reduction="none")
     torch.testing.assert_close(per_row, torch.tensor([0.339931, 1.309577, 0.595871, 0.851924]), atol=1e-6, rtol=0)
+    assert nt_xent_loss(logits, positives).item() == pytest.approx(0.774326, abs=1e-6)
+    with pytest.raises(ValueError, match="negative_weighting must be one of"):
+        contrastive_logits(VIEWS, keypoints=KEYPOINTS, gather=False, negative_weighting="far")
 
 
 def test_unweighted_nt_xent_of_the_hand_case():
@@ -112,6 +132,8 @@ def test_plain_nt_xent_equals_the_direct_formula():
 def test_min_max_weights_of_equal_distances_are_one():
     torch.testing.assert_close(min_max_weights(torch.full((3,), 0.2)), torch.ones(3))
     torch.testing.assert_close(min_max_weights(torch.tensor([0.1, 0.3, 0.2])), torch.tensor([1.0, 0.0, 0.5]))
+    increasing = min_max_weights(torch.tensor([0.1, 0.3, 0.2]), increasing=True)
+    torch.testing.assert_close(increasing, torch.tensor([0.0, 1.0, 0.5]))
 
 
 def test_undo_view_transform_against_hand_computed_points():
@@ -329,6 +351,7 @@ def test_resumed_handclr_pretraining_reaches_the_weights_of_an_uninterrupted_run
     uninterrupted = load_file(tmp_path / "encoder" / "backbone.safetensors")
     info = json.loads((tmp_path / "encoder" / "encoder_config.json").read_text())
     assert info["objective"] == "handclr" and info["steps"] == 4 and info["equivariance"]
+    assert info["negative_weighting"] == "distance"
     shutil.rmtree(tmp_path / "checkpoint-4")
     shutil.rmtree(tmp_path / "encoder")
     AcceleratorState._reset_state(reset_partial_state=True)
