@@ -50,7 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--index",
         choices=INDEX_TYPES,
         default="auto",
-        help="faiss index: exact (IndexFlatL2), ivf, hnsw, or auto (exact for small pools, hnsw for large)",
+        help="faiss index: exact (IndexFlatL2), ivf, hnsw, or auto (exact up to 200,000 rows, ivf above)",
     )
     parser.add_argument(
         "--pca",
