@@ -70,6 +70,12 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument(
         "--shard-size", type=int, default=DEFAULT_SHARD_SIZE, help=f"rows per shard (default {DEFAULT_SHARD_SIZE})"
     )
+    parser.add_argument(
+        "--num-workers",
+        type=int,
+        default=1,
+        help="processes computing keypoints (default 1; more need a source other than stream:)",
+    )
     parser.add_argument("--batch-size", type=int, default=32, help="crops per model call (model: source)")
     parser.add_argument("--device", default="cpu", help="device of a model: source (default cpu)")
     parser.add_argument("--image-size", type=int, default=224, help="image side of synthetic sources (default 224)")
@@ -105,6 +111,7 @@ def run(args: argparse.Namespace) -> dict:
             shard_size=args.shard_size,
             seed=args.seed,
             progress=not args.no_progress,
+            num_workers=args.num_workers,
         )
     finally:
         estimator.close()

@@ -364,8 +364,6 @@ def _sequence_scene(sequence: int, seed: int, split: str, image_size: int, p_lef
 
 
 def _synthetic_source(spec: str, value: str, video: bool, image_size: int, seed: int, split: str, p_left: float):
-    from clip_hand3d.data.synthetic import render_sample
-
     stream = {"train": "train", "training": "train", "test": "test", "evaluation": "test"}.get(split)
     if stream is None:
         raise UnlabeledDataError(f"{spec}: the synthetic hands have the splits 'train' and 'test', got {split!r}")
@@ -379,18 +377,40 @@ def _synthetic_source(spec: str, value: str, video: bool, image_size: int, seed:
         )
     columns = ["image", "box", "is_left", "joints_uv"] + (["group"] if video else [])
     if not video:
-
-        def row(index: int) -> dict:
-            return render_sample(index, seed, image_size, stream, p_left)
-
-        return _RenderedRows(int(count), row, columns, spec)
+        return _RenderedRows(int(count), _SyntheticImage(seed, image_size, stream, p_left), columns, spec)
     frames_per_sequence = int(frames) if frames else DEFAULT_FRAMES_PER_SEQUENCE
-
-    def frame_row(index: int) -> dict:
-        sequence, frame = divmod(index, frames_per_sequence)
-        return _sequence_scene(sequence, seed, stream, image_size, p_left).render_frame(frame)
-
+    frame_row = _SyntheticFrame(frames_per_sequence, seed, image_size, stream, p_left)
     return _RenderedRows(int(count) * frames_per_sequence, frame_row, columns, spec)
+
+
+@dataclass(frozen=True)
+class _SyntheticImage:
+    """Row `index` of `synthetic:N` (a picklable function, so that worker processes can render it)."""
+
+    seed: int
+    image_size: int
+    split: str
+    p_left: float
+
+    def __call__(self, index: int) -> dict:
+        from clip_hand3d.data.synthetic import render_sample
+
+        return render_sample(index, self.seed, self.image_size, self.split, self.p_left)
+
+
+@dataclass(frozen=True)
+class _SyntheticFrame:
+    """Row `index` of `synthetic-video:NxF`: frame `index % F` of sequence `index // F`."""
+
+    frames_per_sequence: int
+    seed: int
+    image_size: int
+    split: str
+    p_left: float
+
+    def __call__(self, index: int) -> dict:
+        sequence, frame = divmod(index, self.frames_per_sequence)
+        return _sequence_scene(sequence, self.seed, self.split, self.image_size, self.p_left).render_frame(frame)
 
 
 def load_unlabeled(

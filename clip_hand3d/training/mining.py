@@ -84,6 +84,9 @@ class KeypointEstimator:
     # the hand); its keypoints are moved back into the crop.
     context = 1.0
 
+    # The constructor's keyword arguments, with which worker processes build their own copy (None: they cannot).
+    arguments: dict | None = None
+
     def estimate(
         self, crops: list[np.ndarray | None], affines: list[np.ndarray], rows: list[UnlabeledRow]
     ) -> list[np.ndarray | None]:
@@ -113,6 +116,12 @@ class MediaPipeKeypoints(KeypointEstimator):
         self.spec = "mediapipe"
         self.crop_size = int(crop_size)
         self.context = float(context)
+        self.arguments = {
+            "crop_size": crop_size,
+            "model_complexity": model_complexity,
+            "min_detection_confidence": min_detection_confidence,
+            "context": context,
+        }
         self.detector = MediaPipeHandDetector(
             max_num_hands=1, model_complexity=model_complexity, min_detection_confidence=min_detection_confidence
         )
@@ -148,6 +157,7 @@ class ModelKeypoints(KeypointEstimator):
         from clip_hand3d.variants import load_processor
 
         self.spec = f"model:{name_or_path}"
+        self.arguments = {"name_or_path": name_or_path, "batch_size": batch_size, "device": device}
         self.torch = torch
         self.device = device
         self.model = CLIPHand3DModel.from_pretrained(name_or_path, with_text_model=False).to(device).eval()
@@ -173,6 +183,7 @@ class ColumnKeypoints(KeypointEstimator):
 
     def __init__(self, column: str, crop_size: int = 224):
         self.spec = f"column:{column}"
+        self.arguments = {"column": column, "crop_size": crop_size}
         self.column = column
         self.crop_size = int(crop_size)
         self.batch_size = 256
@@ -314,6 +325,60 @@ def _estimate_shard(rows: list[UnlabeledRow], estimator: KeypointEstimator, proc
     }
 
 
+_WORKER: dict = {}
+
+
+def _init_worker(source, estimator_class, arguments, crop_margin, folder, shard_size) -> None:
+    import torch
+
+    torch.set_num_threads(1)  # one process per core
+    estimator = estimator_class(**arguments)
+    _WORKER.update(
+        source=source,
+        estimator=estimator,
+        processor=crop_processor(estimator.crop_size, crop_margin),
+        context_processor=crop_processor(estimator.crop_size, crop_margin * estimator.context),
+        folder=Path(folder),
+        shard_size=shard_size,
+    )
+
+
+def _worker_shard(shard: int) -> int:
+    """Compute and write shard `shard` in a worker process; returns its number of rows."""
+    source, shard_size = _WORKER["source"], _WORKER["shard_size"]
+    start = shard * shard_size
+    rows_iterator = source.iter_rows(start)
+    rows = [next(rows_iterator) for _ in range(min(len(source), start + shard_size) - start)]
+    processor, context_processor = _WORKER["processor"], _WORKER["context_processor"]
+    if _WORKER["estimator"].context == 1:
+        context_processor = processor
+    arrays = _estimate_shard(rows, _WORKER["estimator"], processor, context_processor)
+    _write_atomic(_shard_path(_WORKER["folder"], shard), lambda file: np.savez(file, **arrays))
+    return len(rows)
+
+
+def _compute_in_workers(source, estimator, folder, shard_size, crop_margin, num_workers, bar) -> tuple[list, int, int]:
+    """The shards of a random-access source, the missing ones computed by `num_workers` processes."""
+    import multiprocessing
+
+    if estimator.arguments is None:
+        raise ValueError(f"{type(estimator).__name__} cannot be copied into worker processes; use num_workers=1")
+    num_shards = math.ceil(len(source) / shard_size)
+    paths = [_shard_path(folder, shard) for shard in range(num_shards)]
+    pending = [shard for shard, path in enumerate(paths) if not path.is_file()]
+    bar.update(len(source) - sum(min(len(source), (s + 1) * shard_size) - s * shard_size for s in pending))
+    num_computed = 0
+    if pending:
+        initargs = (source, type(estimator), estimator.arguments, crop_margin, folder, shard_size)
+        # Spawned, not forked: MediaPipe's and torch's threads do not survive a fork.
+        context = multiprocessing.get_context("spawn")
+        with context.Pool(min(num_workers, len(pending)), initializer=_init_worker, initargs=initargs) as pool:
+            for num_rows in pool.imap_unordered(_worker_shard, pending):
+                num_computed += num_rows
+                bar.update(num_rows)
+    return paths, num_computed, len(pending)
+
+
 def compute_keypoints(
     source: UnlabeledHands,
     estimator: KeypointEstimator,
@@ -321,12 +386,22 @@ def compute_keypoints(
     shard_size: int = DEFAULT_SHARD_SIZE,
     crop_margin: float = DEFAULT_CROP_MARGIN,
     progress: bool = True,
+    num_workers: int = 1,
 ) -> KeypointTable:
-    """Every row's keypoints, computed shard by shard into `folder` (shards already there are skipped)."""
+    """Every row's keypoints, computed shard by shard into `folder` (shards already there are skipped); with
+    `num_workers` > 1, by that many processes (a random-access source; each builds its own estimator from
+    `estimator.arguments`)."""
     from tqdm.auto import tqdm
 
     if shard_size < 1:
         raise ValueError(f"shard_size must be positive, got {shard_size}")
+    if num_workers < 1:
+        raise ValueError(f"num_workers must be positive, got {num_workers}")
+    if num_workers > 1 and not source.random_access:
+        raise ValueError(
+            f"{source.name} is a stream, read by one process: num_workers > 1 needs a random-access source "
+            "(an image folder, disk:PATH, hub:NAME, synthetic)"
+        )
     folder = Path(folder)
     config = {
         "dataset": source.name,
@@ -345,17 +420,22 @@ def compute_keypoints(
     shards, num_computed, num_computed_shards = [], 0, 0
     bar = tqdm(total=source.num_rows, unit="img", desc="keypoints", disable=not progress)
     try:
-        for shard, rows in _shard_rows(source, shard_size, lambda shard: _shard_path(folder, shard).is_file()):
-            path = _shard_path(folder, shard)
-            if isinstance(rows, int):
-                bar.update(rows)
-            else:
-                arrays = _estimate_shard(rows, estimator, processor, context_processor)
-                _write_atomic(path, lambda file, arrays=arrays: np.savez(file, **arrays))
-                num_computed += len(rows)
-                num_computed_shards += 1
-                bar.update(len(rows))
-            shards.append(path)
+        if num_workers > 1:
+            shards, num_computed, num_computed_shards = _compute_in_workers(
+                source, estimator, folder, shard_size, crop_margin, num_workers, bar
+            )
+        else:
+            for shard, rows in _shard_rows(source, shard_size, lambda shard: _shard_path(folder, shard).is_file()):
+                path = _shard_path(folder, shard)
+                if isinstance(rows, int):
+                    bar.update(rows)
+                else:
+                    arrays = _estimate_shard(rows, estimator, processor, context_processor)
+                    _write_atomic(path, lambda file, arrays=arrays: np.savez(file, **arrays))
+                    num_computed += len(rows)
+                    num_computed_shards += 1
+                    bar.update(len(rows))
+                shards.append(path)
     finally:
         bar.close()
     if not shards:
@@ -616,14 +696,17 @@ def mine_pairs(
     crop_margin: float = DEFAULT_CROP_MARGIN,
     seed: int = 0,
     progress: bool = True,
+    num_workers: int = 1,
 ) -> dict:
-    """Keypoints of every row of `source` (resumable), the k nearest rows of other groups of each, written to
-    `out_dir` (`pairs/`, `summary.json`, `keypoints/`); returns the summary."""
+    """Keypoints of every row of `source` (resumable; by `num_workers` processes), the k nearest rows of other
+    groups of each, written to `out_dir` (`pairs/`, `summary.json`, `keypoints/`); returns the summary."""
     if not isinstance(k, int) or k < 1:
         raise ValueError(f"k must be a positive integer, got {k!r}")
     out_dir = Path(out_dir)
     start = time.perf_counter()
-    table = compute_keypoints(source, estimator, out_dir / KEYPOINTS_FOLDER, shard_size, crop_margin, progress)
+    table = compute_keypoints(
+        source, estimator, out_dir / KEYPOINTS_FOLDER, shard_size, crop_margin, progress, num_workers
+    )
     keypoint_seconds = time.perf_counter() - start
     groups_all = group_ids(table.group, table.has_group)
     found = table.found
@@ -637,9 +720,11 @@ def mine_pairs(
     groups = groups_all[positions]
     pca_info = None
     if pca:
-        mean, components, explained = fit_pca(features, pca, seed)
+        # A pool smaller than the dimension has fewer components.
+        dim = min(int(pca), len(features))
+        mean, components, explained = fit_pca(features, dim, seed)
         features = ((features - mean) @ components.T).astype(np.float32)
-        pca_info = {"dim": int(pca), "explained_variance": float(explained.sum())}
+        pca_info = {"dim": dim, "requested_dim": int(pca), "explained_variance": float(explained.sum())}
     build_start = time.perf_counter()
     faiss_index, params = build_index(features, index, seed)
     build_seconds = time.perf_counter() - build_start
@@ -671,6 +756,7 @@ def mine_pairs(
         "pca": pca_info,
         "index": {"requested": index, **params, **search_info},
         "seconds_per_image": table.seconds / len(found),
+        "num_workers": num_workers,
         "seconds_keypoints": table.seconds,
         "seconds_index_build": build_seconds,
         "seconds_search": search_seconds,

@@ -170,6 +170,23 @@ def test_resume_skips_finished_shards_and_gives_the_same_pairs(tmp_path, streami
         mine_pairs(source(), CountingColumn("keypoints"), tmp_path / "resumed", **{**options, "shard_size": 20})
 
 
+def test_worker_processes_write_the_same_shards(tmp_path):
+    source = load_unlabeled(keypoint_dataset(missing=(5,)), columns=["keypoints"])
+    options = {"k": 3, "index": "exact", "shard_size": 10, "progress": False}
+    mine_pairs(source, ColumnKeypoints("keypoints"), tmp_path / "one", **options)
+    # Three shards on disk already, the fourth computed by a spawned process (one per missing shard at most; a
+    # process costs seconds of imports, so the test keeps to one).
+    (tmp_path / "two" / "keypoints").mkdir(parents=True)
+    for name in ("config.json", "shard-00000.npz", "shard-00001.npz", "shard-00003.npz"):
+        (tmp_path / "two" / "keypoints" / name).write_bytes((tmp_path / "one" / "keypoints" / name).read_bytes())
+    summary = mine_pairs(source, ColumnKeypoints("keypoints"), tmp_path / "two", num_workers=2, **options)
+    assert summary["shards"] == {"size": 10, "count": 4, "computed": 1, "skipped": 3} and summary["num_no_hand"] == 1
+    assert load_mined_pairs(tmp_path / "one").to_dict() == load_mined_pairs(tmp_path / "two").to_dict()
+    stream = load_unlabeled(keypoint_dataset().to_iterable_dataset(), columns=["keypoints"])
+    with pytest.raises(ValueError, match="is a stream, read by one process"):
+        mine_pairs(stream, ColumnKeypoints("keypoints"), tmp_path / "stream", num_workers=2, **options)
+
+
 def test_crops_without_a_hand_are_counted_and_left_out(tmp_path):
     source = load_unlabeled(keypoint_dataset(missing=(2, 7, 8)), columns=["keypoints"])
     summary = mine_pairs(source, ColumnKeypoints("keypoints"), tmp_path, k=2, pca=None, progress=False)
@@ -179,6 +196,14 @@ def test_crops_without_a_hand_are_counted_and_left_out(tmp_path):
     assert len(pairs) == 37 and not {2, 7, 8} & set(pairs["index"])
     assert not {2, 7, 8} & {neighbour for row in pairs["neighbors"] for neighbour in row}
     assert summary["seconds_per_image"] >= 0 and summary["index"]["requested"] == "auto"
+    # A pool smaller than the PCA's dimension: as many components as rows.
+    small = mine_pairs(
+        load_unlabeled(keypoint_dataset(12), columns=["keypoints"]),
+        ColumnKeypoints("keypoints"),
+        tmp_path / "s",
+        progress=False,
+    )
+    assert small["pca"]["dim"] == small["feature_dim"] == 12 and small["pca"]["requested_dim"] == 14
     with pytest.raises(ValueError, match="found keypoints in 1 of 2 crops"):
         mine_pairs(
             load_unlabeled(keypoint_dataset(2, missing=(0,)), columns=["keypoints"]),
