@@ -20,7 +20,7 @@ from safetensors.torch import load_file
 import pretrain
 import train
 from clip_hand3d.data.synthetic import load_synthetic
-from clip_hand3d.data.unlabeled import UnlabeledRow
+from clip_hand3d.data.unlabeled import UnlabeledHands, UnlabeledRow
 from clip_hand3d.geometry import apply_affine
 from clip_hand3d.hub import TrainingRun, model_card_values
 from clip_hand3d.modeling import CLIPHand3DConfig, CLIPHand3DModel
@@ -35,7 +35,7 @@ from clip_hand3d.training.pretraining import (
     scaled_learning_rate,
 )
 from clip_hand3d.training.pretraining_arguments import parse_args as parse_pretrain_args
-from clip_hand3d.training.pretraining_data import ContrastiveViews
+from clip_hand3d.training.pretraining_data import ContrastivePairs, ContrastiveViews
 from clip_hand3d.training.pretraining_objectives import (
     contrastive_logits,
     min_max_weights,
@@ -422,3 +422,49 @@ def test_recipes_parse(recipe):
             100,
         )
         assert args.mixed_precision == "fp16" and args.rotation_degrees == 45
+
+
+def test_a_nan_loss_skips_the_step_and_repeated_ones_stop_the_run(tmp_path, monkeypatch, caplog):
+    original_forward = HandEncoder.forward
+    calls = {"count": 0, "poison_from": None}
+
+    def forward(self, pixel_values):
+        calls["count"] += 1
+        projections = original_forward(self, pixel_values)
+        poisoned = calls["count"] == 1 or (calls["poison_from"] is not None and calls["count"] >= calls["poison_from"])
+        return projections * float("nan") if poisoned else projections
+
+    monkeypatch.setattr(HandEncoder, "forward", forward)
+    result = pretrain.main(pretrain_args(tmp_path, "--objective", "simclr", "--max_steps", "2"))
+    assert result["steps"] == 2 and calls["count"] == 3
+    assert "non-finite loss at step 0: step skipped (1 in a row)" in caplog.text
+    AcceleratorState._reset_state(reset_partial_state=True)
+    calls.update(count=0, poison_from=2)
+    with pytest.raises(RuntimeError, match="NaN or infinite for 2 steps in a row"):
+        pretrain.main(pretrain_args(tmp_path / "again", "--objective", "simclr", "--max_consecutive_nan_steps", "2"))
+
+
+def test_global_batch_size_is_split_over_processes_and_accumulation():
+    args = parse_pretrain_args(["--objective", "simclr", "--global_batch_size", "8192"])
+    assert pretrain.per_process_batch_size(args, 8) == 1024
+    args.gradient_accumulation_steps = 2
+    assert pretrain.per_process_batch_size(args, 8) == 512
+    with pytest.raises(ValueError, match="--global_batch_size 8192 is not divisible by 3 processes x 2 accumulation"):
+        pretrain.per_process_batch_size(args, 3)
+
+
+def test_a_neighbour_without_keypoints_is_named(tiny_config):
+    pool = UnlabeledHands(Dataset.from_dict({"image": [PIL.Image.new("RGB", (8, 8))] * 3}), name="pool")
+    pairs = Dataset.from_dict(
+        {
+            "index": [0, 1],
+            "neighbors": [[2], [0]],
+            "distances": [[0.1], [0.1]],
+            "keypoints_2d": [[[0.5, 0.5]] * 21] * 2,
+        }
+    )
+    views = ContrastiveViews(load_processor("clip-hand3d-tiny", tiny_config).image_processor, HandAugmentationConfig())
+    samples = ContrastivePairs(pool, views, pairs)
+    assert len(samples) == 2 and samples[1]["positive_index"] == 0
+    with pytest.raises(ValueError, match="row 0's neighbour 2 has no row \\(no keypoints\\) in the pairs dataset"):
+        samples[0]
