@@ -606,6 +606,8 @@ def _search_rows(index, features, groups, pending, k, kind, nprobe, labels, dist
     num_rows = len(features)
     k_prime = min(num_rows, 2 * k + 1)
     rounds, fallback = 0, 0
+    if kind == "ivf" and nprobe is None:
+        nprobe = index.nprobe
     while pending.size:
         rounds += 1
         found_distances, found_labels = _search(index, features[pending], k_prime, kind, nprobe)
