@@ -80,6 +80,11 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("--device", default="cpu", help="device of a model: source (default cpu)")
     parser.add_argument("--image-size", type=int, default=224, help="image side of synthetic sources (default 224)")
     parser.add_argument("--seed", type=int, default=0, help="seed of synthetic sources, PCA and IVF (default 0)")
+    parser.add_argument(
+        "--skip-unreadable",
+        action="store_true",
+        help="count and leave out rows whose image file is missing or broken (default: stop, naming it)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
     return parser
@@ -112,10 +117,11 @@ def run(args: argparse.Namespace) -> dict:
             seed=args.seed,
             progress=not args.no_progress,
             num_workers=args.num_workers,
+            skip_unreadable=args.skip_unreadable,
         )
     finally:
         estimator.close()
-    listed = ("no_hand_rows", "rows_with_fewer_than_k")
+    listed = ("no_hand_rows", "unreadable_rows", "rows_with_fewer_than_k")
     print(json.dumps({key: value for key, value in summary.items() if key not in listed}, indent=2))
     print(f"pairs: {summary['pairs']} (pre-training reads it with --pairs {summary['pairs']})")
     return summary

@@ -226,7 +226,8 @@ def make_keypoint_estimator(
 @dataclass
 class KeypointTable:
     """Every row's keypoints: `index` (n,) rows of the source, `group` (n,) strings ("" where `has_group` is False),
-    `keypoints` (n, 21, 2) normalised to the crop (NaN where no hand was found), `found` (n,), `seconds` (the time
+    `keypoints` (n, 21, 2) normalised to the crop (NaN where no hand was found), `found` (n,), `unreadable` (n,)
+    (rows whose image could not be read, with `skip_unreadable`), `seconds` (the time
     spent cropping and estimating, all shards), `num_computed` (rows whose keypoints this run computed)."""
 
     index: np.ndarray
@@ -234,6 +235,7 @@ class KeypointTable:
     has_group: np.ndarray
     keypoints: np.ndarray
     found: np.ndarray
+    unreadable: np.ndarray
     seconds: float
     num_shards: int
     num_computed: int = 0
@@ -290,23 +292,43 @@ def _shard_rows(source: UnlabeledHands, shard_size: int, done) -> Iterator[tuple
         yield shard, len(rows) if done(shard) else rows
 
 
-def _estimate_shard(rows: list[UnlabeledRow], estimator: KeypointEstimator, processor, context_processor) -> dict:
+def _estimate_shard(
+    rows: list[UnlabeledRow],
+    estimator: KeypointEstimator,
+    processor,
+    context_processor,
+    skip_unreadable: bool = False,
+) -> dict:
+    """The keypoints of one shard's rows (and what `compute_keypoints` stores with them). With `skip_unreadable`, a
+    row whose image cannot be read is marked `unreadable` instead of stopping the run."""
     start = time.perf_counter()
     keypoints = np.full((len(rows), NUM_JOINTS, 2), np.nan, dtype=np.float32)
+    unreadable = np.zeros(len(rows), dtype=bool)
     for batch_start in range(0, len(rows), estimator.batch_size):
-        batch = rows[batch_start : batch_start + estimator.batch_size]
-        crops, affines, crop_affines = [], [], []
-        for row in batch:
-            if estimator.needs_pixels:
-                image = row.load_image()
-                affine = crop_transform(row, context_processor, image)
-                crop = context_processor.crop(image, affine)
-                crop_affines.append(crop_transform(row, processor, image))
-            else:
-                crop, affine = None, crop_transform(row, context_processor)
-                crop_affines.append(crop_transform(row, processor) if context_processor is not processor else affine)
+        positions, batch, crops, affines, crop_affines = [], [], [], [], []
+        for position in range(batch_start, min(len(rows), batch_start + estimator.batch_size)):
+            row = rows[position]
+            try:
+                if estimator.needs_pixels or row.box is None:
+                    image = row.load_image()
+                    affine = crop_transform(row, context_processor, image)
+                    crop = context_processor.crop(image, affine) if estimator.needs_pixels else None
+                    crop_affine = crop_transform(row, processor, image)
+                else:
+                    crop, affine = None, crop_transform(row, context_processor)
+                    crop_affine = crop_transform(row, processor)
+            except UnlabeledDataError:
+                if not skip_unreadable:
+                    raise
+                unreadable[position] = True
+                continue
+            positions.append(position)
+            batch.append(row)
             crops.append(crop)
             affines.append(affine)
+            crop_affines.append(crop_affine)
+        if not batch:
+            continue
         for offset, points in enumerate(estimator.estimate(crops, affines, batch)):
             if points is not None:
                 points = np.asarray(points, dtype=np.float64)
@@ -314,13 +336,14 @@ def _estimate_shard(rows: list[UnlabeledRow], estimator: KeypointEstimator, proc
                     raise ValueError(f"{estimator.spec} returned keypoints of shape {points.shape}, not (21, 2)")
                 if context_processor is not processor:  # from the wider crop back into the crop
                     points = apply_affine(apply_affine(points, invert_affine(affines[offset])), crop_affines[offset])
-                keypoints[batch_start + offset] = normalize_keypoints(points, estimator.crop_size)
+                keypoints[positions[offset]] = normalize_keypoints(points, estimator.crop_size)
     return {
         "index": np.array([row.index for row in rows], dtype=np.int64),
         "group": np.array(["" if row.group is None else row.group for row in rows], dtype=str),
         "has_group": np.array([row.group is not None for row in rows], dtype=bool),
         "keypoints": keypoints,
         "found": np.isfinite(keypoints).all(axis=(1, 2)),
+        "unreadable": unreadable,
         "seconds": np.float64(time.perf_counter() - start),
     }
 
@@ -328,7 +351,7 @@ def _estimate_shard(rows: list[UnlabeledRow], estimator: KeypointEstimator, proc
 _WORKER: dict = {}
 
 
-def _init_worker(source, estimator_class, arguments, crop_margin, folder, shard_size) -> None:
+def _init_worker(source, estimator_class, arguments, crop_margin, folder, shard_size, skip_unreadable) -> None:
     import torch
 
     torch.set_num_threads(1)  # one process per core
@@ -340,6 +363,7 @@ def _init_worker(source, estimator_class, arguments, crop_margin, folder, shard_
         context_processor=crop_processor(estimator.crop_size, crop_margin * estimator.context),
         folder=Path(folder),
         shard_size=shard_size,
+        skip_unreadable=skip_unreadable,
     )
 
 
@@ -352,12 +376,14 @@ def _worker_shard(shard: int) -> int:
     processor, context_processor = _WORKER["processor"], _WORKER["context_processor"]
     if _WORKER["estimator"].context == 1:
         context_processor = processor
-    arrays = _estimate_shard(rows, _WORKER["estimator"], processor, context_processor)
+    arrays = _estimate_shard(rows, _WORKER["estimator"], processor, context_processor, _WORKER["skip_unreadable"])
     _write_atomic(_shard_path(_WORKER["folder"], shard), lambda file: np.savez(file, **arrays))
     return len(rows)
 
 
-def _compute_in_workers(source, estimator, folder, shard_size, crop_margin, num_workers, bar) -> tuple[list, int, int]:
+def _compute_in_workers(
+    source, estimator, folder, shard_size, crop_margin, num_workers, skip_unreadable, bar
+) -> tuple[list, int, int]:
     """The shards of a random-access source, the missing ones computed by `num_workers` processes."""
     import multiprocessing
 
@@ -369,7 +395,7 @@ def _compute_in_workers(source, estimator, folder, shard_size, crop_margin, num_
     bar.update(len(source) - sum(min(len(source), (s + 1) * shard_size) - s * shard_size for s in pending))
     num_computed = 0
     if pending:
-        initargs = (source, type(estimator), estimator.arguments, crop_margin, folder, shard_size)
+        initargs = (source, type(estimator), estimator.arguments, crop_margin, folder, shard_size, skip_unreadable)
         # Spawned, not forked: MediaPipe's and torch's threads do not survive a fork.
         context = multiprocessing.get_context("spawn")
         with context.Pool(min(num_workers, len(pending)), initializer=_init_worker, initargs=initargs) as pool:
@@ -387,10 +413,11 @@ def compute_keypoints(
     crop_margin: float = DEFAULT_CROP_MARGIN,
     progress: bool = True,
     num_workers: int = 1,
+    skip_unreadable: bool = False,
 ) -> KeypointTable:
     """Every row's keypoints, computed shard by shard into `folder` (shards already there are skipped); with
     `num_workers` > 1, by that many processes (a random-access source; each builds its own estimator from
-    `estimator.arguments`)."""
+    `estimator.arguments`). `skip_unreadable`: rows whose image cannot be read are counted, not fatal."""
     from tqdm.auto import tqdm
 
     if shard_size < 1:
@@ -422,7 +449,7 @@ def compute_keypoints(
     try:
         if num_workers > 1:
             shards, num_computed, num_computed_shards = _compute_in_workers(
-                source, estimator, folder, shard_size, crop_margin, num_workers, bar
+                source, estimator, folder, shard_size, crop_margin, num_workers, skip_unreadable, bar
             )
         else:
             for shard, rows in _shard_rows(source, shard_size, lambda shard: _shard_path(folder, shard).is_file()):
@@ -430,7 +457,7 @@ def compute_keypoints(
                 if isinstance(rows, int):
                     bar.update(rows)
                 else:
-                    arrays = _estimate_shard(rows, estimator, processor, context_processor)
+                    arrays = _estimate_shard(rows, estimator, processor, context_processor, skip_unreadable)
                     _write_atomic(path, lambda file, arrays=arrays: np.savez(file, **arrays))
                     num_computed += len(rows)
                     num_computed_shards += 1
@@ -450,6 +477,7 @@ def compute_keypoints(
         has_group=np.concatenate([part["has_group"] for part in parts]),
         keypoints=np.concatenate([part["keypoints"] for part in parts]),
         found=np.concatenate([part["found"] for part in parts]),
+        unreadable=np.concatenate([part.get("unreadable", np.zeros(len(part["index"]), bool)) for part in parts]),
         seconds=float(sum(float(part["seconds"]) for part in parts)),
         num_shards=len(parts),
         num_computed=num_computed,
@@ -699,6 +727,7 @@ def mine_pairs(
     seed: int = 0,
     progress: bool = True,
     num_workers: int = 1,
+    skip_unreadable: bool = False,
 ) -> dict:
     """Keypoints of every row of `source` (resumable; by `num_workers` processes), the k nearest rows of other
     groups of each, written to `out_dir` (`pairs/`, `summary.json`, `keypoints/`); returns the summary."""
@@ -707,7 +736,7 @@ def mine_pairs(
     out_dir = Path(out_dir)
     start = time.perf_counter()
     table = compute_keypoints(
-        source, estimator, out_dir / KEYPOINTS_FOLDER, shard_size, crop_margin, progress, num_workers
+        source, estimator, out_dir / KEYPOINTS_FOLDER, shard_size, crop_margin, progress, num_workers, skip_unreadable
     )
     keypoint_seconds = time.perf_counter() - start
     groups_all = group_ids(table.group, table.has_group)
@@ -746,8 +775,10 @@ def mine_pairs(
         "crop_margin": float(crop_margin),
         "num_rows": int(len(found)),
         "num_with_keypoints": int(found.sum()),
-        "num_no_hand": int((~found).sum()),
-        "no_hand_rows": table.index[~found][:100].tolist(),
+        "num_no_hand": int((~found & ~table.unreadable).sum()),
+        "no_hand_rows": table.index[~found & ~table.unreadable][:100].tolist(),
+        "num_unreadable": int(table.unreadable.sum()),
+        "unreadable_rows": table.index[table.unreadable][:100].tolist(),
         "num_groups": int(len(np.unique(groups_all))),
         "num_rows_without_group": int((~table.has_group).sum()),
         "k": k,

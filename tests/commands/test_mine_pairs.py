@@ -63,10 +63,15 @@ def test_mine_pairs_on_an_image_folder_with_a_model(tmp_path, tiny_dir):
         for frame in range(2):
             pixels = np.random.default_rng([ord(video), frame]).integers(0, 256, (48, 64, 3), dtype=np.uint8)
             PIL.Image.fromarray(pixels).save(tmp_path / "images" / video / f"{frame}.png")
+    (tmp_path / "images" / "c" / "2.png").write_bytes(b"broken")
     argv = ["mine-pairs", "--dataset", str(tmp_path / "images"), "--keypoints", f"model:{tiny_dir}"]
-    main([*argv, "--out", str(tmp_path / "out"), "--k", "3", "--pca", "0", "--no-progress"])
+    argv += ["--out", str(tmp_path / "out"), "--k", "3", "--pca", "0", "--no-progress"]
+    with pytest.raises(UnlabeledDataError, match="c/2.png.*not an image"):
+        main(argv)
+    main([*argv, "--skip-unreadable"])
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["num_groups"] == 3 and summary["crop_size"] == 128 and summary["pca"] is None
+    assert summary["num_unreadable"] == 1 and summary["unreadable_rows"] == [6] and summary["num_no_hand"] == 0
     pairs = load_mined_pairs(tmp_path / "out")
     groups = np.arange(6) // 2
     assert all(groups[n] != groups[row["index"]] for row in pairs for n in row["neighbors"])
