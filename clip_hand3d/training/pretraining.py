@@ -254,3 +254,27 @@ def scaled_learning_rate(learning_rate: float, global_batch_size: int, scaling: 
     if scaling == "none":
         return learning_rate
     raise ValueError(f"unknown learning rate scaling {scaling!r}: use sqrt, linear or none")
+
+
+@torch.no_grad()
+def pose_retrieval_ratio(features: torch.Tensor, keypoints: torch.Tensor, seed: int = 0) -> dict[str, float]:
+    """How well an encoder's features retrieve similar poses (an evaluation probe; it reads labels, so pre-training
+    never calls it): each row's nearest other row by cosine similarity of `features` (N, C), and the mean 2D
+    keypoint distance of those pairs (`keypoints` (N, J, 2), normalised to the crop) against random pairs of
+    distinct rows. `ratio` = retrieved / random: 0 for perfect pose retrieval, about 1 for features blind to pose."""
+    if features.shape[0] != keypoints.shape[0] or features.shape[0] < 2:
+        raise ValueError(
+            f"features ({tuple(features.shape)}) and keypoints ({tuple(keypoints.shape)}) need the same number of "
+            "rows, at least two"
+        )
+    normalised = torch.nn.functional.normalize(features.float(), dim=-1)
+    similarity = normalised @ normalised.T
+    similarity.fill_diagonal_(float("-inf"))
+    nearest = similarity.argmax(dim=1)
+    rows = torch.arange(features.shape[0])
+    distance = (keypoints[rows] - keypoints[nearest]).norm(dim=-1).mean(dim=-1)
+    generator = torch.Generator().manual_seed(seed)
+    others = (rows + torch.randint(1, features.shape[0], (features.shape[0],), generator=generator)) % len(rows)
+    random_distance = (keypoints[rows] - keypoints[others]).norm(dim=-1).mean(dim=-1)
+    retrieved, random = distance.mean().item(), random_distance.mean().item()
+    return {"retrieved": retrieved, "random": random, "ratio": retrieved / random if random > 0 else float("nan")}

@@ -202,3 +202,22 @@ class ContrastivePairs(torch.utils.data.Dataset):
             view_affine_view2=second_affine,
         )
         return sample
+
+
+@torch.no_grad()
+def encode_pool(
+    encoder: torch.nn.Module, pool: UnlabeledHands, image_processor: CLIPHand3DImageProcessor, batch_size: int = 64
+) -> torch.Tensor:
+    """The pooled backbone features (N, C) of every row's un-augmented crop (what fine-tuning starts from), e.g.
+    for `pretraining.pose_retrieval_ratio`. The encoder is put in eval mode."""
+    encoder.eval()
+    views = ContrastiveViews(image_processor, HandAugmentationConfig.eval())
+    rng = np.random.default_rng(0)
+    features = []
+    for start in range(0, len(pool), batch_size):
+        crops = [
+            views.view(*views.base_crop(pool.row(index)), rng)[0]
+            for index in range(start, min(start + batch_size, len(pool)))
+        ]
+        features.append(encoder.pooled_features(torch.from_numpy(np.stack(crops))))
+    return torch.cat(features)

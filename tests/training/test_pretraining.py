@@ -31,6 +31,7 @@ from clip_hand3d.training.pretraining import (
     EncoderInfo,
     HandEncoder,
     parameter_groups,
+    pose_retrieval_ratio,
     save_encoder,
     scaled_learning_rate,
 )
@@ -468,3 +469,14 @@ def test_a_neighbour_without_keypoints_is_named(tiny_config):
     assert len(samples) == 2 and samples[1]["positive_index"] == 0
     with pytest.raises(ValueError, match="row 0's neighbour 2 has no row \\(no keypoints\\) in the pairs dataset"):
         samples[0]
+
+
+def test_pose_retrieval_ratio_is_zero_for_pose_features_and_about_one_for_noise():
+    generator = torch.Generator().manual_seed(0)
+    # Poses in two clusters: features that are the poses retrieve a row of the same cluster, noise does not.
+    centres = torch.rand(2, 21, 2, generator=generator)
+    keypoints = centres[torch.arange(64) % 2] + 0.01 * torch.randn(64, 21, 2, generator=generator)
+    exact = pose_retrieval_ratio(keypoints.flatten(1) - keypoints.flatten(1).mean(0), keypoints)
+    assert exact["ratio"] < 0.2 and exact["retrieved"] < exact["random"]
+    noise = pose_retrieval_ratio(torch.randn(64, 16, generator=generator), keypoints)
+    assert 0.6 < noise["ratio"] < 1.4
