@@ -45,6 +45,7 @@ from clip_hand3d.data.features import HAND_FEATURES_WITH_MESH, make_hand_row
 from clip_hand3d.data.rendering import compute_vertex_normals
 from clip_hand3d.data.synthetic.appearance import random_color, sample_background, sample_skin_colors
 from clip_hand3d.data.synthetic.camera import sample_camera
+from clip_hand3d.data.synthetic.dataset import SYNTHETIC_DATA_VERSION
 from clip_hand3d.data.synthetic.forearm import sample_forearm
 from clip_hand3d.data.synthetic.hand import (
     hand_faces,
@@ -63,7 +64,8 @@ try:  # the single samples' view prior and creases' shading, where this version 
 except ImportError:  # pragma: no cover - older renderer
     ambient_occlusion, sample_view = None, random_rotation
 
-# Part of the cache key of `load_synthetic_sequences`: bump it when the frames change.
+# Part of the cache key of `load_synthetic_sequences`, with the single samples' `SYNTHETIC_DATA_VERSION` (the
+# renderer's): bump it when the frames change.
 SYNTHETIC_SEQUENCES_VERSION = 1
 # The last entry of every sequence generator's seed: keeps sequences apart from single samples.
 SEQUENCE_STREAM = 7
@@ -300,7 +302,9 @@ def load_synthetic_sequences(
         cache_dir=None if cache_dir is None else str(cache_dir),
         num_proc=num_proc,
         split=Split.TRAIN if split == "train" else Split.TEST,
-        fingerprint=Hasher.hash({"gen_kwargs": gen_kwargs, "version": SYNTHETIC_SEQUENCES_VERSION}),
+        fingerprint=Hasher.hash(
+            {"gen_kwargs": gen_kwargs, "version": SYNTHETIC_SEQUENCES_VERSION, "renderer": SYNTHETIC_DATA_VERSION}
+        ),
     )
 
 
