@@ -24,14 +24,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .hand_anthropometry import base_joint_locations, segment_lengths
+
 PALM_RING_SIZE = 28
 PALM_NUM_RINGS = 13
 FINGER_RING_SIZE = 10
 # Vertex counts of the two rings of the wrist cap, outer then inner.
 WRIST_CAP_RING_SIZES = (18, 13)
 # The palm patch replaced by the thumb: palm rings [first, last] and palm ring vertices [first, last].
-THUMB_PATCH_RINGS = (2, 6)
-THUMB_PATCH_COLUMNS = (10, 15)
+THUMB_PATCH_RINGS = (1, 5)
+THUMB_PATCH_COLUMNS = (7, 12)
 
 # Shape parameters: all zero is the mean hand; one unit is about one standard deviation of adult hands.
 SHAPE_PARAM_NAMES = (
@@ -50,14 +52,16 @@ NUM_SHAPE_PARAMS = len(SHAPE_PARAM_NAMES)
 LENGTH_STD = 0.05
 THICKNESS_STD = 0.08
 
-# Mean-hand geometry, metres. Fingers in FreiHAND order without the thumb: index, middle, ring, little.
-_MCP_POSITIONS = np.array([[0.027, -0.088, 0.0], [0.006, -0.092, 0.0], [-0.014, -0.088, 0.0], [-0.032, -0.080, 0.0]])
+# Mean-hand geometry, metres: joint centres from `hand_anthropometry` (Buchholz et al. 1992 for an average adult
+# hand), the radial direction (towards the thumb) being +x and the distal one -y. Fingers in FreiHAND order without
+# the thumb: index, middle, ring, little.
+_MCP_POSITIONS = np.array([[radial, -distal, 0.0] for distal, radial in base_joint_locations()[1:]])
 _FINGER_SPLAY_DEG = np.array([8.0, 1.0, -7.0, -16.0])  # angle of each finger from -y towards +x
-_FINGER_BONE_LENGTHS = np.array(
-    [[0.040, 0.024, 0.021], [0.044, 0.027, 0.022], [0.041, 0.026, 0.022], [0.032, 0.019, 0.019]]
-)
-# Tube radii at the MCP, PIP and DIP joints and of the fingertip's sphere.
-_FINGER_RADII = np.array(
+_FINGER_BONE_LENGTHS = np.array(segment_lengths()[1:])
+# Tube radii at the MCP, PIP and DIP joints and of the fingertip's sphere (times `_FINGER_RADIUS_FACTOR`: adult
+# fingers are about 20 mm wide at the PIP joint, 16 mm at the DIP).
+_FINGER_RADIUS_FACTOR = 1.12
+_FINGER_RADII = _FINGER_RADIUS_FACTOR * np.array(
     [
         [0.0095, 0.0088, 0.0078, 0.0072],
         [0.0098, 0.0090, 0.0080, 0.0074],
@@ -66,17 +70,17 @@ _FINGER_RADII = np.array(
     ]
 )
 _THUMB_BONE_DIRECTIONS = np.array([[0.70, -0.62, -0.35], [0.50, -0.82, -0.28], [0.38, -0.90, -0.22]])
-_THUMB_BONE_LENGTHS = np.array([0.036, 0.031, 0.027])
+_THUMB_BONE_LENGTHS = np.array(segment_lengths()[0])
 # Thumb radii at FreiHAND joints 1, 2, 3 and of the fingertip sphere (joint 1 has no ring: it is the palm patch).
-_THUMB_RADII = np.array([0.0125, 0.0108, 0.0098, 0.0088])
+_THUMB_RADII = _FINGER_RADIUS_FACTOR * np.array([0.0125, 0.0108, 0.0098, 0.0088])
 # Direction each finger pad faces in the rest pose: flexion curls a finger towards it.
 PAD_NORMALS = np.array([[-0.6, 0.0, -0.8]] + [[0.0, 0.0, -1.0]] * 4)
 
 # Palm cross-sections from the wrist (u = 0) to the last ring (u = 1): half width, centre x, half thickness.
-_PALM_LENGTH = 0.072
+_PALM_LENGTH = 0.058
 _PALM_PROFILE_U = np.array([0.0, 0.3, 0.6, 1.0])
 _PALM_HALF_WIDTH = np.array([0.028, 0.034, 0.0375, 0.0385])
-_PALM_CENTRE_X = np.array([0.0, 0.0, -0.001, -0.0019])
+_PALM_CENTRE_X = np.array([0.0, -0.001, -0.004, -0.0065])
 _PALM_HALF_THICKNESS = np.array([0.017, 0.016, 0.0145, 0.0125])
 _PALM_SQUARENESS = 2.6  # superellipse exponent of the cross-sections (2 = ellipse)
 # Wrist cap rings: scale of the wrist cross-section and distance beyond the wrist (+y).
@@ -235,7 +239,11 @@ def _thumb_chain(base: np.ndarray, size: HandSize) -> np.ndarray:
     return np.concatenate([base[None], base + np.cumsum(steps, axis=0)])
 
 
-_FINGER_RING_FRACTIONS = [(0, 0.0), (0, 1 / 3), (0, 2 / 3), (1, 0.0), (1, 0.5), (2, 0.0)]
+# Rings along the index..little fingers as (bone, fraction along it). The MCP joint centres lie inside the palm
+# (the knuckles), so a finger's skin starts at the web, `WEB_FRACTION` along its proximal phalanx: real palms reach
+# a third of the way up the proximal phalanges (the web spaces), which is what makes a hand look like a hand.
+WEB_FRACTION = 0.3
+FINGER_RING_FRACTIONS = [(0, WEB_FRACTION), (0, 0.55), (0, 0.8), (1, 0.0), (1, 0.5), (2, 0.0)]
 _THUMB_RING_FRACTIONS = [(0, 0.5), (1, 0.0), (1, 0.5), (2, 0.0), (2, 0.4)]
 
 
@@ -248,7 +256,7 @@ def hand_points(size: HandSize) -> HandPoints:
     tubes = [_tube(chains[0], _THUMB_RADII * thickness, _THUMB_RING_FRACTIONS, PAD_NORMALS[0])]
     for finger in range(1, 5):
         radii = _FINGER_RADII[finger - 1] * thickness
-        tubes.append(_tube(chains[finger], radii, _FINGER_RING_FRACTIONS, PAD_NORMALS[finger]))
+        tubes.append(_tube(chains[finger], radii, FINGER_RING_FRACTIONS, PAD_NORMALS[finger]))
     joints = np.concatenate([np.zeros((1, 3))] + chains)
     return HandPoints(palm, _wrist_cap_points(size), tubes, joints)
 

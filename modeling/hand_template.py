@@ -30,6 +30,7 @@ import numpy as np
 
 from .hand_joints import NUM_JOINTS
 from .hand_surface import (
+    FINGER_RING_FRACTIONS,
     FINGER_RING_SIZE,
     PAD_NORMALS,
     PALM_NUM_RINGS,
@@ -63,7 +64,8 @@ class HandTemplate:
         faces: (1552, 3) int64, counter-clockwise seen from outside.
         joints: (21, 3) FreiHAND order.
         skinning_weights: (778, 16), rows sum to 1.
-        joint_regressor: (21, 778), non-negative rows summing to 1, `joint_regressor @ vertices == joints`.
+        joint_regressor: (21, 778), rows summing to 1, `joint_regressor @ vertices == joints` in every pose; non-negative
+            but for the four finger MCP joints (see `_joint_regressor`).
         vertex_shape_directions: (9, 778, 3) offsets per unit of shape parameters 1..9 (before the overall scale).
         joint_shape_directions: (9, 21, 3) the same for the joints.
         vertex_parts: (778,) int64: 0 palm and wrist, 1..5 thumb, index, middle, ring, little.
@@ -272,16 +274,23 @@ def _skinning_weights(ids: _VertexIds, points: HandPoints) -> np.ndarray:
 
 def _joint_regressor(ids: _VertexIds) -> np.ndarray:
     """(21, 778): each joint is the centroid of the ring around it (wrist: the palm's first ring; thumb joint 1:
-    the thumb patch's border), each fingertip its tip vertex."""
+    the thumb patch's border), each fingertip its tip vertex. The MCP joints of the index..little fingers lie
+    inside the palm, behind the fingers' first rings (see `hand_surface.FINGER_RING_FRACTIONS`): each is the
+    line through the centroids of its finger's first two rings, extended back to the joint. Both rings follow the
+    proximal phalanx alone, so the extrapolation is exact in every pose (its weights are 1 + a and -a per ring)."""
     border = np.array([ids.palm[ring, column] for ring, column in thumb_patch_border()])
     thumb_rings = ids.finger_rings[0]
-    groups = [ids.palm[0], border, thumb_rings[1], thumb_rings[3], ids.fingertips[:1]]
-    for finger in range(1, 5):
-        rings = ids.finger_rings[finger]
-        groups += [rings[0], rings[3], rings[5], ids.fingertips[finger : finger + 1]]
     regressor = np.zeros((NUM_JOINTS, NUM_VERTICES))
-    for joint, group in enumerate(groups):
+    for joint, group in enumerate([ids.palm[0], border, thumb_rings[1], thumb_rings[3], ids.fingertips[:1]]):
         regressor[joint, group] = 1.0 / len(group)
+    (_, first), (_, second) = FINGER_RING_FRACTIONS[:2]
+    behind = first / (second - first)
+    for finger in range(1, 5):
+        rings, joint = ids.finger_rings[finger], 1 + 4 * finger
+        regressor[joint, rings[0]] = (1.0 + behind) / FINGER_RING_SIZE
+        regressor[joint, rings[1]] = -behind / FINGER_RING_SIZE
+        for offset, group in ((1, rings[3]), (2, rings[5]), (3, ids.fingertips[finger : finger + 1])):
+            regressor[joint + offset, group] = 1.0 / len(group)
     return regressor
 
 

@@ -95,7 +95,9 @@ def test_shape_parameters_change_the_documented_sizes(hand, name, factor):
     vertices, joints = pose_hand(hand, shape=shape_with(name))
     palm = torch.as_tensor(build_hand_template().vertex_parts == 0)
     if name == "palm_width":
-        assert abs(float(vertices[0, palm, 0].max() - vertices[0, palm, 0].min()) - factor * 0.077) < 1e-6
+        mean_width = float(mean_vertices[0, palm, 0].max() - mean_vertices[0, palm, 0].min())
+        assert 0.075 < mean_width < 0.08  # metres: the knuckles' span (Buchholz et al.) and their flesh
+        assert abs(float(vertices[0, palm, 0].max() - vertices[0, palm, 0].min()) - factor * mean_width) < 1e-6
     elif name == "palm_length":
         mcp_joints = [5, 9, 13, 17]
         assert torch.allclose(joints[0, mcp_joints, 1], factor * mean_joints[0, mcp_joints, 1], atol=1e-7)
