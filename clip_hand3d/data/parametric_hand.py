@@ -6,13 +6,11 @@ synthetic data (`clip_hand3d.data.synthetic`). Outputs are in the template's res
 `global_orient` about the wrist and then moved by `translation`.
 """
 
-import functools
-import math
-
 import numpy as np
 import torch
 from torch import nn
 
+from clip_hand3d.data.pose_prior import sample_finger_pose
 from clip_hand3d.modeling.hand_joints import NUM_JOINTS
 from clip_hand3d.modeling.hand_surface import NUM_SHAPE_PARAMS
 from clip_hand3d.modeling.hand_template import build_hand_template
@@ -181,31 +179,9 @@ class ParametricHand(nn.Module):
         return torch.stack(rotations, dim=1), torch.stack(posed, dim=1)
 
     def sample_pose(self, batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Random plausible finger articulations (B, 15, 3), radians, within `FINGER_POSE_LIMITS_DEG`.
-
-        Each hand is, with probabilities 0.15 / 0.15 / 0.15 / 0.55, open, a fist, a pinch (thumb and index
-        half curled towards each other) or free. Every finger has one curl in [0, 1] shared by its three joints
-        (flexion = curl * the joint's largest flexion, plus 8 degree noise). The hand's spread in [-0.3, 1]
-        fans the MCP joints apart (index and thumb towards +abduction, ring and little away), less as fingers
-        curl; other abductions and all twists are small and uniform. Everything is clamped to the limits.
-        """
-        uniform = functools.partial(torch.rand, generator=generator)
-        mode = uniform(batch_size, 1)
-        curl = uniform(batch_size, 5)
-        curl = torch.where(mode < 0.15, 0.15 * curl, curl)
-        curl = torch.where((mode >= 0.15) & (mode < 0.3), 0.8 + 0.2 * curl, curl)
-        is_pinch = (mode >= 0.3) & (mode < 0.45) & (torch.arange(5) < 2)
-        curl = torch.where(is_pinch, 0.35 + 0.25 * curl, curl)
-        joint_curl = curl.repeat_interleave(3, dim=1)
-        limits = self.pose_limits.cpu()
-        low, high = limits[..., 0], limits[..., 1]
-        noise = torch.randn(batch_size, NUM_FINGER_JOINTS, generator=generator) * math.radians(8.0)
-        flexion = joint_curl * high[:, 0] + noise
-        small = low + uniform(batch_size, NUM_FINGER_JOINTS, 3) * (high - low)
-        spread = (1.3 * uniform(batch_size, 1) - 0.3) * _SPREAD_DIRECTIONS * (1 - joint_curl)
-        abduction = torch.where(_IS_MCP, spread * torch.where(spread > 0, high[:, 1], -low[:, 1]), small[..., 1])
-        pose = torch.stack([flexion, abduction, small[..., 2]], dim=-1)
-        pose = torch.minimum(torch.maximum(pose, low), high)
+        """Random finger articulations (B, 15, 3), radians, within `FINGER_POSE_LIMITS_DEG`: common gestures and
+        grasps or free poses, with the couplings of real fingers (`clip_hand3d.data.pose_prior`)."""
+        pose = sample_finger_pose(self.pose_limits.cpu(), batch_size, generator)
         return pose.to(self.template_vertices.device)
 
     def sample_shape(self, batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
