@@ -191,10 +191,16 @@ def shade(
     vertex_colors: np.ndarray,
     vertex_normals: np.ndarray,
     light_direction: np.ndarray,
-    ambient: float,
-    diffuse: float,
+    ambient: "float | np.ndarray",
+    diffuse: "float | np.ndarray",
+    specular: float = 0.0,
+    shininess: float = 20.0,
 ) -> np.ndarray:
-    """Lambert + ambient shading of rasterised pixels: (H, W, 3) float64 colours in [0, 1], zeros for background.
+    """Lambert + ambient shading of rasterised pixels, plus a Blinn-Phong highlight of the first light (white,
+    intensity `specular`, exponent `shininess`): (H, W, 3) float64 colours in [0, 1], zeros for background.
+
+    `light_direction` is one unit direction (3,) or several (L, 3), with one `diffuse` intensity each (a float or
+    (L,)); `ambient` is a grey intensity or an RGB colour (3,) (an environment's tone).
 
     Colours and normals are interpolated with the perspective-correct barycentric coordinates; a normal
     that faces away from the camera (a back face seen through a hole) is flipped, so surfaces are two-sided.
@@ -207,9 +213,18 @@ def shade(
     facing_away = np.einsum("pc,pc->p", normals, surface_points) > 0
     normals[facing_away] *= -1
     normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
-    lambert = np.clip(normals @ light_direction, 0.0, None)
+    lights = np.atleast_2d(light_direction)
+    lambert = np.clip(normals @ lights.T, 0.0, None)  # (P, L)
+    irradiance = np.reshape(ambient, (1, -1)) + (lambert @ np.broadcast_to(diffuse, (len(lights),)))[:, None]
+    shaded = colors * irradiance
+    lambert = lambert[:, 0]
+    if specular > 0:
+        halfway = lights[0] - surface_points / np.linalg.norm(surface_points, axis=1, keepdims=True)
+        halfway /= np.maximum(np.linalg.norm(halfway, axis=1, keepdims=True), 1e-12)
+        highlight = np.clip(np.einsum("pc,pc->p", normals, halfway), 0.0, None) ** shininess
+        shaded = shaded + (specular * highlight * (lambert > 0))[:, None]
     image = np.zeros(face_index.shape + (3,))
-    image[covered] = np.clip(colors * (ambient + diffuse * lambert)[:, None], 0.0, 1.0)
+    image[covered] = np.clip(shaded, 0.0, 1.0)
     return image
 
 
@@ -220,12 +235,14 @@ def render_mesh(
     image_size: tuple[int, int],
     vertex_colors: np.ndarray | None = None,
     light_direction: tuple[float, float, float] | np.ndarray = DEFAULT_LIGHT_DIRECTION,
-    ambient: float = 0.35,
-    diffuse: float = 0.65,
+    ambient: "float | np.ndarray" = 0.35,
+    diffuse: "float | np.ndarray" = 0.65,
     background: np.ndarray | None = None,
     supersample: int = 1,
     cull_back_faces: bool = True,
     mask_faces: np.ndarray | None = None,
+    specular: float = 0.0,
+    shininess: float = 20.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Render a shaded triangle mesh seen by a pinhole camera.
 
@@ -236,15 +253,16 @@ def render_mesh(
         image_size: (height, width) of the output in pixels.
         vertex_colors: (N, 3) albedo in [0, 1]; light grey when None.
         light_direction: (3,) direction from the surface towards the light in the camera frame (normalised
-            here); the default lights from above and in front.
-        ambient: ambient light intensity (colour factor applied everywhere).
-        diffuse: Lambert light intensity (colour factor at normal incidence).
+            here), or (L, 3) for several lights; the default lights from above and in front.
+        ambient: ambient light intensity (colour factor applied everywhere), or an RGB colour (3,).
+        diffuse: Lambert light intensity (colour factor at normal incidence), one per light.
         background: (H, W, 3) uint8 image behind the mesh; black when None.
         supersample: render at `supersample` times the resolution and average the blocks, which gives
             anti-aliased, soft silhouette edges. 1 samples exactly the pixel centres.
         cull_back_faces: see `rasterize`.
         mask_faces: (F,) bool, the faces that count for `mask` and `depth` (e.g. a hand without the arm
             rendered with it); all faces when None. Faces outside it still occlude.
+        specular, shininess: a white Blinn-Phong highlight (intensity, exponent; see `shade`); none at 0.
 
     Returns:
         rgb: (H, W, 3) uint8 image.
@@ -263,8 +281,13 @@ def render_mesh(
             f"vertex_colors must have shape {vertices_cam.shape} like vertices, got {vertex_colors.shape}"
         )
     light_direction = np.asarray(light_direction, dtype=np.float64)
-    if light_direction.shape != (3,) or not np.linalg.norm(light_direction) > 0:
-        raise ValueError(f"light_direction must be a non-zero (3,) vector, got {light_direction!r}")
+    lights = np.atleast_2d(light_direction)
+    if lights.ndim != 2 or lights.shape[1] != 3 or not (np.linalg.norm(lights, axis=1) > 0).all():
+        raise ValueError(f"light_direction must be a non-zero (3,) vector or (L, 3) of them, got {light_direction!r}")
+    if np.shape(diffuse) not in ((), (len(lights),)):
+        raise ValueError(f"diffuse must be a float or one per light ({len(lights)},), got shape {np.shape(diffuse)}")
+    if np.shape(ambient) not in ((), (3,)):
+        raise ValueError(f"ambient must be a float or an RGB colour (3,), got shape {np.shape(ambient)}")
     if background is not None and (background.shape != (height, width, 3) or background.dtype != np.uint8):
         raise ValueError(
             f"background must be a ({height}, {width}, 3) uint8 image, got {background.shape} {background.dtype}"
@@ -293,9 +316,19 @@ def render_mesh(
         vertices_cam, faces, supersampled_intrinsics(K_window, supersample), fine_size, cull_back_faces
     )
     normals = compute_vertex_normals(vertices_cam, faces)
-    light_direction = light_direction / np.linalg.norm(light_direction)
+    light_direction = light_direction / np.linalg.norm(light_direction, axis=-1, keepdims=True)
     colors = shade(
-        vertices_cam, faces, face_index, barycentric, vertex_colors, normals, light_direction, ambient, diffuse
+        vertices_cam,
+        faces,
+        face_index,
+        barycentric,
+        vertex_colors,
+        normals,
+        light_direction,
+        ambient,
+        diffuse,
+        specular,
+        shininess,
     )
 
     covered = face_index >= 0

@@ -4,6 +4,7 @@ import numpy as np
 import PIL.Image
 import PIL.ImageDraw
 import PIL.ImageFilter
+from scipy.spatial import cKDTree
 
 # Skin albedos (sRGB, 0-255) from light to dark, and the albedo of palms and finger pads, which stay lighter.
 SKIN_TONES = (
@@ -54,6 +55,46 @@ def _smooth_field(rng: np.random.Generator, points: np.ndarray, num_waves: int =
     wavelengths = rng.uniform(0.03, 0.10, size=num_waves)
     phases = rng.uniform(0, 2 * np.pi, size=num_waves)
     return np.sin(points @ (directions.T * 2 * np.pi / wavelengths) + phases).mean(axis=1)
+
+
+NAIL_TONE = np.array([238, 200, 196]) / 255.0  # nail plates: pale pink, lighter than most skin
+NAIL_LENGTH = 0.011  # metres from the fingertip along the finger's back
+CREASE_DARKENING = 0.12  # skin folds at the finger joints (knuckle wrinkles, flexion creases)
+
+
+def add_hand_details(
+    rng: np.random.Generator, colors: np.ndarray, nail_weight: np.ndarray, crease_weight: np.ndarray
+) -> np.ndarray:
+    """The hand's albedo (778, 3) with nails (`nail_weight` in [0, 1] per vertex: 1 on the nail plates) and
+    darker, redder creases at the finger joints (`crease_weight`), of random strength."""
+    nail = rng.uniform(0.5, 0.9) * nail_weight[:, None]
+    colors = colors + nail * (NAIL_TONE * rng.uniform(0.95, 1.05, size=3) - colors)
+    crease = rng.uniform(0.5, 1.5) * CREASE_DARKENING * crease_weight[:, None]
+    return np.clip(colors * (1.0 - crease * np.array([0.8, 1.0, 1.0])), 0.0, 1.0)
+
+
+OCCLUSION_RADIUS = 0.02  # metres: surface within this distance in front of a vertex shades it
+OCCLUSION_STRENGTH = 0.8
+
+
+def ambient_occlusion(vertices: np.ndarray, normals: np.ndarray) -> np.ndarray:
+    """Per-vertex ambient light factor (N,) in [1 - OCCLUSION_STRENGTH, 1] for a posed mesh (metres): 1 in the
+    open, darker where other surface lies in front of the vertex within `OCCLUSION_RADIUS` (between fingers,
+    under curled fingers, in the palm of a fist). The occlusion is the mean over those neighbours of the cosine
+    between the normal and the direction to them, fading with distance."""
+    tree = cKDTree(vertices)
+    pairs = tree.query_pairs(OCCLUSION_RADIUS, output_type="ndarray")
+    occlusion = np.zeros(len(vertices))
+    counts = np.zeros(len(vertices))
+    offsets = vertices[pairs[:, 1]] - vertices[pairs[:, 0]]
+    distances = np.maximum(np.linalg.norm(offsets, axis=1), 1e-9)
+    falloff = 1.0 - distances / OCCLUSION_RADIUS
+    for source, sign in ((0, 1.0), (1, -1.0)):
+        cosine = np.einsum("pc,pc->p", normals[pairs[:, source]], sign * offsets) / distances
+        np.add.at(occlusion, pairs[:, source], np.clip(cosine, 0.0, None) * falloff)
+        np.add.at(counts, pairs[:, source], 1.0)
+    occlusion = occlusion / np.maximum(counts, 1.0)
+    return 1.0 - OCCLUSION_STRENGTH * np.clip(2.0 * occlusion, 0.0, 1.0)
 
 
 def random_color(rng: np.random.Generator) -> np.ndarray:

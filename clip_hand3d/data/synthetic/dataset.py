@@ -17,7 +17,7 @@ from clip_hand3d.data.synthetic.scene import check_split
 from clip_hand3d.validation import check_non_negative_int, check_positive_int, check_probability
 
 # Part of the cache key of `load_synthetic`: bump it when the samples change, so that caches are regenerated.
-SYNTHETIC_DATA_VERSION = 1
+SYNTHETIC_DATA_VERSION = 2
 # zlib level of the PNGs in data set caches: 3-4 times faster to write than the default (6), ~15 % larger.
 PNG_COMPRESS_LEVEL = 1
 
@@ -26,10 +26,10 @@ def generate_rows(indices: list[int] | None, seed: int, image_size: int, split: 
     """Yield `render_sample` rows for `indices` (all indices from 0 on when None), images as PNG bytes."""
     for index in itertools.count() if indices is None else indices:
         row = render_sample(index, seed, image_size, split, p_left)
-        yield {**row, "image": _png_bytes(row["image"]), "mask": _png_bytes(row["mask"])}
+        yield {**row, "image": png_bytes(row["image"]), "mask": png_bytes(row["mask"])}
 
 
-def _png_bytes(image: PIL.Image.Image) -> dict:
+def png_bytes(image: PIL.Image.Image) -> dict:
     """`image` encoded for `datasets.Image` as a PNG with fast compression (lossless either way)."""
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)

@@ -5,6 +5,7 @@ import PIL.Image
 
 from clip_hand3d.data.features import make_hand_row
 from clip_hand3d.data.rendering import render_mesh
+from clip_hand3d.data.synthetic.camera_effects import apply_camera_effects, apply_occluders
 from clip_hand3d.data.synthetic.scene import sample_generator, sample_scene
 from clip_hand3d.geometry import camera_after_affine
 from clip_hand3d.validation import check_probability
@@ -21,8 +22,8 @@ def check_synthetic_image_size(image_size: int) -> None:
 
 
 def render_scene(scene: dict, image_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Render a `sample_scene` (right hand, before any mirroring): rgb (S, S, 3) uint8 and the hand's mask
-    (S, S) bool (the forearm occludes but is not part of the mask)."""
+    """Render a `sample_scene` (right hand, before any mirroring): rgb (S, S, 3) uint8 as the camera records it
+    and the hand's visible mask (S, S) bool (the forearm and the occluders hide it but are not part of it)."""
     rgb, mask, _ = render_mesh(
         scene["mesh_vertices"],
         scene["mesh_faces"],
@@ -35,9 +36,11 @@ def render_scene(scene: dict, image_size: int) -> tuple[np.ndarray, np.ndarray]:
         background=scene["background"],
         supersample=SUPERSAMPLE,
         mask_faces=scene["mask_faces"],
+        specular=scene["specular"],
+        shininess=scene["shininess"],
     )
-    rgb = np.clip(np.round(rgb + scene["grain"]), 0, 255).astype(np.uint8)
-    return rgb, mask
+    rgb, mask = apply_occluders(rgb, mask, scene["camera_effects"]["occluders"])
+    return apply_camera_effects(rgb, scene["camera_effects"]), mask
 
 
 def mirror_sample(

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from clip_hand3d.data.synthetic.hand import hand_faces, hand_model, random_rotation, wrist_ring_ids
+from clip_hand3d.data.synthetic.hand import hand_faces, hand_model, random_rotation, sample_view, wrist_ring_ids
 
 
 def test_random_rotations_are_uniform():
@@ -39,3 +39,20 @@ def test_wrist_ring_surrounds_the_wrist_joint():
     turns = np.diff(np.unwrap(np.arctan2(ring[:, 2], ring[:, 0]), period=2 * np.pi))
     assert (np.sign(turns) == np.sign(turns[0])).all()
     assert abs(turns.sum()) == pytest.approx(2 * np.pi * (len(ring) - 1) / len(ring), rel=0.2)
+
+
+def test_views_are_weighted_as_in_photos():
+    rng = np.random.default_rng(0)
+    rotations = np.stack([sample_view(rng).as_matrix() for _ in range(4000)])
+    fingers = rotations @ np.array([0.0, -1.0, 0.0])  # the rest hand's fingers point up the image (-y)
+    palm = rotations @ np.array([0.0, 0.0, -1.0])  # and its palm faces the camera (-z)
+    # Fingers mostly point up the image (a uniform rotation: half of the time); egocentric views (fingers up and
+    # away, the back of the hand to the camera) and views of the palm and the back are all common.
+    assert (fingers[:, 1] < 0).mean() > 0.75
+    egocentric = (fingers[:, 2] > 0.45) & (palm[:, 1] > 0.45)
+    assert 0.15 < egocentric.mean() < 0.3
+    palm_to_camera, back_to_camera = (palm[:, 2] < -0.7).mean(), (palm[:, 2] > 0.7).mean()
+    assert 0.15 < palm_to_camera < back_to_camera < 0.35
+    np.testing.assert_allclose(
+        rotations @ rotations.transpose(0, 2, 1), np.broadcast_to(np.eye(3), rotations.shape), atol=1e-9
+    )
