@@ -45,6 +45,22 @@ class HandDetection(NamedTuple):
     score: float
 
 
+class MediaPipeHand(NamedTuple):
+    """One hand as MediaPipe Hands reports it.
+
+    Attributes:
+        landmarks: (21, 2) pixels of the image (FreiHAND's joint order, which MediaPipe shares).
+        world_landmarks: (21, 3) metres, MediaPipe's metric 3D estimate, origin near the hand's centre.
+        label: "Left" or "Right", assuming a mirrored image (see `mediapipe_label_is_left`).
+        score: the handedness confidence in [0, 1].
+    """
+
+    landmarks: np.ndarray
+    world_landmarks: np.ndarray
+    label: str
+    score: float
+
+
 @runtime_checkable
 class HandDetector(Protocol):
     """What `HandMeshPipeline` needs of a hand detector."""
@@ -133,17 +149,19 @@ class MediaPipeHandDetector:
         `mirrored` (None: the detector's `mirrored`) says whether the image is a mirror image; `is_left` is the
         person's hand either way.
         """
-        landmarks, labels, scores = self.detect_landmarks(image)
         mirrored = self.mirrored if mirrored is None else bool(mirrored)
         detections = [
-            HandDetection(box_from_landmarks(points, self.box_scale), mediapipe_label_is_left(label, mirrored), score)
-            for points, label, score in zip(landmarks, labels, scores, strict=True)
+            HandDetection(
+                box_from_landmarks(hand.landmarks, self.box_scale),
+                mediapipe_label_is_left(hand.label, mirrored),
+                hand.score,
+            )
+            for hand in self.detect_landmarks(image)
         ]
         return sorted(detections, key=lambda detection: -detection.score)
 
-    def detect_landmarks(self, image: np.ndarray) -> tuple[list[np.ndarray], list[str], list[float]]:
-        """MediaPipe's raw answer: per hand its (21, 2) landmark pixels in `image`, its label ("Left" / "Right",
-        which assumes a mirrored image) and its score."""
+    def detect_landmarks(self, image: np.ndarray) -> list[MediaPipeHand]:
+        """MediaPipe's raw answer, one `MediaPipeHand` per hand found in `image` ((H, W, 3) uint8 RGB)."""
         image = check_rgb_array(image)
         height, width = image.shape[:2]
         if self.max_side is not None and max(height, width) > self.max_side:
@@ -154,20 +172,22 @@ class MediaPipeHandDetector:
             if self._hands is None:
                 raise RuntimeError("this MediaPipeHandDetector was closed")
             results = self._hands.process(np.ascontiguousarray(image))
-        landmarks, labels, scores = [], [], []
-        for hand_landmarks, handedness in zip(
-            results.multi_hand_landmarks or [], results.multi_handedness or [], strict=True
+        hands = []
+        for hand_landmarks, world_landmarks, handedness in zip(
+            results.multi_hand_landmarks or [],
+            results.multi_hand_world_landmarks or [],
+            results.multi_handedness or [],
+            strict=True,
         ):
             # MediaPipe's coordinates are fractions of the width / height from the image's edge: pixel centres
             # sit at half integers there, at integers here.
             points = np.array([(point.x * width - 0.5, point.y * height - 0.5) for point in hand_landmarks.landmark])
-            if points.shape != (NUM_JOINTS, 2):
+            world = np.array([(point.x, point.y, point.z) for point in world_landmarks.landmark])
+            if points.shape != (NUM_JOINTS, 2) or world.shape != (NUM_JOINTS, 3):
                 raise RuntimeError(f"MediaPipe returned {len(points)} landmarks, expected {NUM_JOINTS}")
             classification = handedness.classification[0]
-            landmarks.append(points)
-            labels.append(classification.label)
-            scores.append(float(classification.score))
-        return landmarks, labels, scores
+            hands.append(MediaPipeHand(points, world, classification.label, float(classification.score)))
+        return hands
 
     def close(self) -> None:
         """Free MediaPipe's graph; `detect` raises afterwards."""
