@@ -19,18 +19,17 @@ A sequence, over its frames:
 - the camera (intrinsics and placement drawn as for a single sample, on the first frame's hand) drifts by up to
   `CAMERA_DRIFT_METRES` along each axis, and the background, a plane `BACKGROUND_DEPTH_RANGE` metres away,
   shifts with it (parallax), up to `BACKGROUND_MARGIN` of the image side;
-- the forearm, skin colours, light and background are those of the sequence in every frame (the forearm is drawn
-  anew per frame from the same generator state, so it keeps its bend, length and sleeve; like a single sample's,
-  it is left out of a frame where its cut end would show); left hands (`p_left`, per sequence) are mirrored;
-- the light, and whatever else the renderer draws for a single picture, comes from one `scene.sample_scene` of the
-  sequence, kept for all its frames: the frames use the single samples' renderer (`render.render_scene`) as it
-  is, with the hand, camera, colours, background and grain of the frame.
+- the forearm, skin colours, lights and camera effects are those of the sequence in every frame: each frame's
+  scene is `scene.compose_scene` around the frame's hand and camera, from the same generator state (the forearm
+  keeps its bend, length and sleeve, and like a single sample's it is left out of a frame where its cut end would
+  show; occluders stay where they are relative to the hand); each frame has its own sensor grain; left hands
+  (`p_left`, per sequence) are mirrored.
 
 The hand may leave the image in part, as in real videos; the rows' `box` is the tight box of the projected
 joints and mesh, as everywhere.
 """
 
-import io
+import itertools
 import os
 from collections.abc import Iterator
 
@@ -42,35 +41,21 @@ from datasets.fingerprint import Hasher
 from scipy.spatial.transform import Rotation
 
 from clip_hand3d.data.features import HAND_FEATURES_WITH_MESH, make_hand_row
-from clip_hand3d.data.rendering import compute_vertex_normals
-from clip_hand3d.data.synthetic.appearance import random_color, sample_background, sample_skin_colors
+from clip_hand3d.data.synthetic.appearance import sample_background
 from clip_hand3d.data.synthetic.camera import sample_camera
-from clip_hand3d.data.synthetic.dataset import SYNTHETIC_DATA_VERSION
-from clip_hand3d.data.synthetic.forearm import sample_forearm
-from clip_hand3d.data.synthetic.hand import (
-    hand_faces,
-    hand_model,
-    random_rotation,
-    rest_hand_normals,
-    single_threaded_torch,
-)
+from clip_hand3d.data.synthetic.dataset import SYNTHETIC_DATA_VERSION, png_bytes
+from clip_hand3d.data.synthetic.hand import hand_model, sample_view, single_threaded_torch
 from clip_hand3d.data.synthetic.render import check_synthetic_image_size, mirror_sample, render_scene
-from clip_hand3d.data.synthetic.scene import SPLIT_STREAMS, check_split, sample_scene
+from clip_hand3d.data.synthetic.scene import SPLIT_STREAMS, check_split, compose_scene
 from clip_hand3d.validation import check_non_negative_int, check_positive_int, check_probability
-
-try:  # the single samples' view prior and creases' shading, where this version of the renderer has them
-    from clip_hand3d.data.synthetic.appearance import ambient_occlusion
-    from clip_hand3d.data.synthetic.hand import sample_view
-except ImportError:  # pragma: no cover - older renderer
-    ambient_occlusion, sample_view = None, random_rotation
 
 # Part of the cache key of `load_synthetic_sequences`, with the single samples' `SYNTHETIC_DATA_VERSION` (the
 # renderer's): bump it when the frames change.
-SYNTHETIC_SEQUENCES_VERSION = 1
+SYNTHETIC_SEQUENCES_VERSION = 2
 # The last entry of every sequence generator's seed: keeps sequences apart from single samples.
 SEQUENCE_STREAM = 7
 # What each generator of a sequence draws (the entry after SEQUENCE_STREAM).
-_SCENE, _KEY_POSE, _FOREARM, _APPEARANCE, _GRAIN, _BASE_SCENE = range(6)
+_SCENE, _KEY_POSE, _APPEARANCE, _GRAIN = range(4)
 
 FRAMES_PER_KEY_POSE = 12
 ROTATION_AMPLITUDE_DEGREES = (8.0, 30.0)
@@ -78,7 +63,6 @@ MOTION_PERIOD_FRAMES = (40.0, 160.0)
 CAMERA_DRIFT_METRES = ((0.0, 0.03), (0.0, 0.03), (0.0, 0.05))  # x, y, z amplitude ranges
 BACKGROUND_DEPTH_RANGE = (1.0, 3.0)
 BACKGROUND_MARGIN = 0.125  # the background is drawn this fraction of the side larger on each side
-PNG_COMPRESS_LEVEL = 1
 
 SEQUENCE_FEATURES = Features({**HAND_FEATURES_WITH_MESH, "group": Value("int64"), "frame": Value("int32")})
 
@@ -135,14 +119,9 @@ class SequenceScene:
         # The camera is placed on the first frame's hand, with the drift of frame 0 taken back out.
         self.K, translation = sample_camera(rng, np.concatenate([vertices, joints]), image_size)
         self.translation = translation + self.camera_drift(0)
-        # A single sample's scene, drawn once: the light and whatever else the renderer draws for a picture (kept
-        # for every frame); its hand, camera, colours, background and grain are replaced frame by frame.
-        self.base_scene = sample_scene(sequence_generator(seed, split, sequence, _BASE_SCENE), image_size)
         self.margin = int(round(BACKGROUND_MARGIN * image_size))
         self.background = sample_background(rng, image_size + 2 * self.margin)
         self.background_depth = rng.uniform(*BACKGROUND_DEPTH_RANGE)
-        base_grain = self.base_scene.get("grain")
-        self.grain_sigma = float(np.std(base_grain)) if base_grain is not None else 0.0
         self.is_left = bool(rng.random() < p_left)
 
     def rotation(self, frame: int) -> Rotation:
@@ -183,43 +162,19 @@ class SequenceScene:
         return self.background[y : y + self.image_size, x : x + self.image_size]
 
     def frame_scene(self, frame: int) -> dict:
-        """`frame` as a dict of the keys `scene.sample_scene` returns (render it with `render.render_scene`)."""
+        """`frame` as a dict of the keys `scene.sample_scene` returns (render it with `render.render_scene`): the
+        frame's hand and camera, and the sequence's forearm, colours, light and camera effects (drawn from the
+        same generator state in every frame, placed on the frame's hand), the frame's window of the background and
+        its own sensor grain."""
         check_non_negative_int("frame", frame)
         vertices, joints, rotation = self.hand(frame)
         translation = self.translation - self.camera_drift(frame)
-        forearm_rng = sequence_generator(self.seed, self.split, self.sequence, _FOREARM)
-        arm_vertices, arm_faces, arm_rest, sleeve = sample_forearm(
-            forearm_rng, vertices, rotation, translation, self.K, self.image_size
-        )
-        hand_rest = hand_model().template_vertices.double().numpy()
-        rest_vertices = np.concatenate([hand_rest, arm_rest])
-        rest_normals = np.concatenate([rest_hand_normals(), compute_vertex_normals(arm_rest, arm_faces)])
         appearance_rng = sequence_generator(self.seed, self.split, self.sequence, _APPEARANCE)
-        vertex_colors = sample_skin_colors(appearance_rng, rest_vertices, rest_normals)
-        vertex_colors[len(hand_rest) :][sleeve] = random_color(appearance_rng)
-        vertex_colors *= appearance_rng.uniform(0.93, 1.07, size=3)
+        scene = compose_scene(appearance_rng, vertices, joints, rotation, self.K, translation, self.image_size)
         grain_rng = sequence_generator(self.seed, self.split, self.sequence, _GRAIN, frame)
-        size = self.image_size
-        faces = hand_faces()
-        mesh_vertices = np.concatenate([vertices + translation, arm_vertices])
-        mesh_faces = np.concatenate([faces, arm_faces + len(vertices)])
-        if ambient_occlusion is not None:
-            vertex_colors *= ambient_occlusion(mesh_vertices, compute_vertex_normals(mesh_vertices, mesh_faces))[
-                :, None
-            ]
-        return {
-            **self.base_scene,
-            "vertices_xyz": vertices + translation,
-            "joints_xyz": joints + translation,
-            "K": self.K,
-            "mesh_vertices": mesh_vertices,
-            "mesh_faces": mesh_faces,
-            "mask_faces": np.arange(len(faces) + len(arm_faces)) < len(faces),
-            "vertex_colors": vertex_colors,
-            "background": self.frame_background(frame),
-            "grain": (grain_rng.normal(size=(size, size, 3)) * self.grain_sigma).astype(np.float32),
-            "is_left": self.is_left,
-        }
+        grain = scene["camera_effects"]["grain"]
+        scene["camera_effects"]["grain"] = (grain_rng.normal(size=grain.shape) * grain.std()).astype(np.float32)
+        return {**scene, "background": self.frame_background(frame), "is_left": self.is_left}
 
     def render_frame(self, frame: int) -> dict:
         """Frame `frame` as a row of `SEQUENCE_FEATURES` (PIL image and mask, `group` = the sequence)."""
@@ -246,29 +201,16 @@ def render_sequence_frame(
     return SequenceScene(sequence, seed, split, image_size, p_left).render_frame(frame)
 
 
-def _png_bytes(image: PIL.Image.Image) -> dict:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
-    return {"bytes": buffer.getvalue(), "path": None}
-
-
 def generate_sequence_rows(
     sequences: list[int] | None, frames_per_sequence: int, seed: int, image_size: int, split: str, p_left: float
 ) -> Iterator[dict]:
     """Yield the rows of `sequences` (every sequence from 0 on when None), frame by frame, images as PNG bytes."""
-    sequence_ids = iter(sequences) if sequences is not None else _count()
+    sequence_ids = iter(sequences) if sequences is not None else itertools.count()
     for sequence in sequence_ids:
         scene = SequenceScene(sequence, seed, split, image_size, p_left)
         for frame in range(frames_per_sequence):
             row = scene.render_frame(frame)
-            yield {**row, "image": _png_bytes(row["image"]), "mask": _png_bytes(row["mask"])}
-
-
-def _count() -> Iterator[int]:
-    sequence = 0
-    while True:
-        yield sequence
-        sequence += 1
+            yield {**row, "image": png_bytes(row["image"]), "mask": png_bytes(row["mask"])}
 
 
 def load_synthetic_sequences(
