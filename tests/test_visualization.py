@@ -6,11 +6,16 @@ import trimesh
 
 from clip_hand3d.data.synthetic.hand import hand_faces
 from clip_hand3d.data.synthetic.render import render_sample
+from clip_hand3d.data.synthetic.scene import sample_generator, sample_scene
 from clip_hand3d.visualization import HAND_COLORS, draw_hands, hands_scene, write_hands_glb, write_hands_obj
 
 
-def true_hand(p_left: float, index: int = 3) -> tuple[np.ndarray, dict, np.ndarray]:
-    """(image, the hand as the pipeline describes it, from the labels, the hand's mask) of a synthetic sample."""
+def true_hand(p_left: float) -> tuple[np.ndarray, dict, np.ndarray]:
+    """(image, the hand as the pipeline describes it, from the labels, the hand's mask) of a synthetic sample with
+    nothing in front of the hand (occluders hide part of the hand from the mask but not from the mesh)."""
+    index = next(
+        i for i in range(3, 50) if not sample_scene(sample_generator(5, i), 224)["camera_effects"]["occluders"]
+    )
     row = render_sample(index, 5, 224, "train", p_left=p_left)
     hand = {
         "vertices_cam": row["vertices_xyz"],

@@ -36,8 +36,9 @@ from .meters import OtherProcessesCPU
 RUNTIMES = ("torch", "onnxruntime", "openvino")
 RUNTIME_PRECISIONS = ("fp32", "bf16", "int8")
 MEDIAPIPE = "mediapipe/fp32"
-# The synthetic photo the pipeline rows run on: a hand of the synthetic test split, PHOTO_SIZE pixels a side.
-PHOTO_INDEX, PHOTO_SEED, PHOTO_SIZE = 0, 7, 256
+# The synthetic photo the pipeline rows run on: a hand of the synthetic test split, PHOTO_SIZE pixels a side, that
+# MediaPipe finds (score 0.99; synthetic data version 2).
+PHOTO_INDEX, PHOTO_SEED, PHOTO_SIZE = 9, 7, 256
 CALIBRATION = "random"
 CALIBRATION_SAMPLES = 16
 
