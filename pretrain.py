@@ -37,6 +37,7 @@ from clip_hand3d.modeling.configuration_clip_hand3d import PYRAMID_FEATURES
 from clip_hand3d.training.augmentation import HandAugmentationConfig
 from clip_hand3d.training.checkpoints import load_checkpoint, resolve_checkpoint, save_checkpoint
 from clip_hand3d.training.data import collate_hand_batch
+from clip_hand3d.training.loop import NonFiniteLossGuard, optimizer_step
 from clip_hand3d.training.pretraining import (
     LARS,
     EncoderInfo,
@@ -236,7 +237,7 @@ def pretrain_loop(args, accelerator, encoder, optimizer, scheduler, dataloader, 
         disable=not accelerator.is_local_main_process,
         desc="pretrain",
     )
-    consecutive_nan = 0
+    guard = NonFiniteLossGuard(args.max_consecutive_nan_steps)
     curve = []
     pairs_seen, pairs_since = 0, time.monotonic()
     for epoch in itertools.count(progress["epoch"]):
@@ -249,28 +250,11 @@ def pretrain_loop(args, accelerator, encoder, optimizer, scheduler, dataloader, 
         for batch in batches:
             with accelerator.accumulate(encoder):
                 loss, accuracy = contrastive_loss(args, encoder, batch)
-                loss_is_finite = bool(accelerator.gather(torch.isfinite(loss.detach())[None]).all())
-                if loss_is_finite:
-                    accelerator.backward(loss)
-                    if accelerator.sync_gradients and args.max_grad_norm is not None:
-                        accelerator.clip_grad_norm_(encoder.parameters(), args.max_grad_norm)
-                    optimizer.step()
-                    scheduler.step()
-                optimizer.zero_grad()
+                finite = optimizer_step(accelerator, encoder, optimizer, scheduler, loss, args.max_grad_norm)
             progress["batches_in_epoch"] += 1
             pairs_seen += batch["pixel_values"].shape[0] * accelerator.num_processes
-            if not loss_is_finite:
-                consecutive_nan += 1
-                logger.warning(
-                    f"non-finite loss at step {progress['global_step']}: step skipped ({consecutive_nan} in a row)"
-                )
-                if consecutive_nan >= args.max_consecutive_nan_steps:
-                    raise RuntimeError(
-                        f"the loss was NaN or infinite for {consecutive_nan} steps in a row (up to step "
-                        f"{progress['global_step']}); lower --learning_rate or check the data"
-                    )
+            if guard.skipped(finite, progress["global_step"]):
                 continue
-            consecutive_nan = 0
             if not accelerator.sync_gradients:
                 continue
             progress["global_step"] += 1

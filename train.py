@@ -35,6 +35,7 @@ from clip_hand3d.training.arguments import ABLATIONS, parse_args
 from clip_hand3d.training.checkpoints import load_checkpoint, resolve_checkpoint, save_checkpoint
 from clip_hand3d.training.crop_cache import hand_samples
 from clip_hand3d.training.data import PromptCollator, load_split, model_inputs, training_transform
+from clip_hand3d.training.loop import NonFiniteLossGuard, optimizer_step
 from clip_hand3d.training.pretraining import is_encoder_checkpoint, load_encoder_backbone, read_encoder_info
 from clip_hand3d.training.schedules import build_scheduler
 from clip_hand3d.variants import load_processor
@@ -242,7 +243,7 @@ def train_loop(
     bar = tqdm(
         total=max_steps, initial=progress["global_step"], disable=not accelerator.is_local_main_process, desc="train"
     )
-    consecutive_nan = 0
+    guard = NonFiniteLossGuard(args.max_consecutive_nan_steps)
     curve = []
     images_seen, images_since = 0, time.monotonic()
     # Runs until `max_steps` optimiser steps: steps skipped on a NaN loss are made up in further epochs.
@@ -258,28 +259,11 @@ def train_loop(
             stage = 1 if args.stage == 1 or progress["global_step"] < args.stage1_steps else 2
             with accelerator.accumulate(model):
                 outputs = model(**model_inputs(batch, predict_mesh=stage == 2, channels_last=args.channels_last))
-                loss_is_finite = bool(accelerator.gather(torch.isfinite(outputs.loss.detach())[None]).all())
-                if loss_is_finite:
-                    accelerator.backward(outputs.loss)
-                    if accelerator.sync_gradients:
-                        accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
-                    optimizer.step()
-                    scheduler.step()
-                optimizer.zero_grad()
+                finite = optimizer_step(accelerator, model, optimizer, scheduler, outputs.loss, args.max_grad_norm)
             progress["batches_in_epoch"] += 1
             images_seen += batch["pixel_values"].shape[0] * accelerator.num_processes
-            if not loss_is_finite:
-                consecutive_nan += 1
-                logger.warning(
-                    f"non-finite loss at step {progress['global_step']}: step skipped ({consecutive_nan} in a row)"
-                )
-                if consecutive_nan >= args.max_consecutive_nan_steps:
-                    raise RuntimeError(
-                        f"the loss was NaN or infinite for {consecutive_nan} steps in a row (up to step "
-                        f"{progress['global_step']}); lower --learning_rate or check the data"
-                    )
+            if guard.skipped(finite, progress["global_step"]):
                 continue
-            consecutive_nan = 0
             if not accelerator.sync_gradients:
                 continue
             progress["global_step"] += 1
