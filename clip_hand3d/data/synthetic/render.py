@@ -74,7 +74,12 @@ def render_sample(index: int, seed: int = 0, image_size: int = 224, split: str =
     """
     check_synthetic_image_size(image_size)
     check_probability("p_left", p_left)
-    scene = sample_scene(sample_generator(seed, index, split), image_size, p_left)
+    return scene_row(sample_scene(sample_generator(seed, index, split), image_size, p_left), image_size)
+
+
+def scene_row(scene: dict, image_size: int) -> dict:
+    """A scene (`scene.sample_scene` or `compose_scene`) rendered as a row of `HAND_FEATURES_WITH_MESH`, mirrored
+    into a left hand when the scene says `is_left`."""
     rgb, mask = render_scene(scene, image_size)
     joints, vertices, K = scene["joints_xyz"], scene["vertices_xyz"], scene["K"]
     if scene["is_left"]:

@@ -34,18 +34,17 @@ import os
 from collections.abc import Iterator
 
 import numpy as np
-import PIL.Image
 import torch
 from datasets import Dataset, Features, IterableDataset, Split, Value
 from datasets.fingerprint import Hasher
 from scipy.spatial.transform import Rotation
 
-from clip_hand3d.data.features import HAND_FEATURES_WITH_MESH, make_hand_row
+from clip_hand3d.data.features import HAND_FEATURES_WITH_MESH
 from clip_hand3d.data.synthetic.appearance import sample_background
 from clip_hand3d.data.synthetic.camera import sample_camera
 from clip_hand3d.data.synthetic.dataset import SYNTHETIC_DATA_VERSION, png_bytes
 from clip_hand3d.data.synthetic.hand import hand_model, sample_view, single_threaded_torch
-from clip_hand3d.data.synthetic.render import check_synthetic_image_size, mirror_sample, render_scene
+from clip_hand3d.data.synthetic.render import check_synthetic_image_size, scene_row
 from clip_hand3d.data.synthetic.scene import SPLIT_STREAMS, check_split, compose_scene
 from clip_hand3d.validation import check_non_negative_int, check_positive_int, check_probability
 
@@ -178,19 +177,7 @@ class SequenceScene:
 
     def render_frame(self, frame: int) -> dict:
         """Frame `frame` as a row of `SEQUENCE_FEATURES` (PIL image and mask, `group` = the sequence)."""
-        scene = self.frame_scene(frame)
-        rgb, mask = render_scene(scene, self.image_size)
-        joints, vertices, K = scene["joints_xyz"], scene["vertices_xyz"], scene["K"]
-        if scene["is_left"]:
-            rgb, mask, joints, vertices, K = mirror_sample(rgb, mask, joints, vertices, K)
-        row = make_hand_row(
-            image=PIL.Image.fromarray(rgb),
-            joints_xyz=joints,
-            K=K,
-            is_left=scene["is_left"],
-            vertices_xyz=vertices,
-            mask=PIL.Image.fromarray(mask.astype(np.uint8) * 255),
-        )
+        row = scene_row(self.frame_scene(frame), self.image_size)
         return {**row, "group": self.sequence, "frame": int(frame)}
 
 
