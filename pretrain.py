@@ -35,7 +35,7 @@ from clip_hand3d.image_processing import CLIPHand3DImageProcessor
 from clip_hand3d.modeling import CLIPHand3DConfig
 from clip_hand3d.modeling.configuration_clip_hand3d import PYRAMID_FEATURES
 from clip_hand3d.training.augmentation import HandAugmentationConfig
-from clip_hand3d.training.checkpoints import load_checkpoint, resolve_checkpoint, save_checkpoint
+from clip_hand3d.training.checkpoints import resume_progress, save_checkpoint
 from clip_hand3d.training.data import collate_hand_batch
 from clip_hand3d.training.loop import NonFiniteLossGuard, optimizer_step
 from clip_hand3d.training.pretraining import (
@@ -163,14 +163,7 @@ def main(argv: list[str] | None = None) -> dict:
     if accelerator.is_main_process:
         accelerator.init_trackers("clip-hand3d-pretraining", config=tracker_config(args))
 
-    progress = {"global_step": 0, "epoch": 0, "batches_in_epoch": 0}
-    if args.resume_from_checkpoint:
-        checkpoint = resolve_checkpoint(output_dir, args.resume_from_checkpoint)
-        if checkpoint is None:
-            logger.info(f"no checkpoint in {output_dir}: starting a new run")
-        else:
-            progress = load_checkpoint(accelerator, checkpoint)
-            logger.info(f"resumed from {checkpoint} at step {progress['global_step']}")
+    progress = resume_progress(accelerator, output_dir, args.resume_from_checkpoint)
 
     logger.info(
         f"pre-training the encoder of {config_name(args)} ({args.objective}, equivariance {args.equivariance}) on "

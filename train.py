@@ -32,7 +32,7 @@ from clip_hand3d.modeling import CLIPHand3DConfig, CLIPHand3DModel
 from clip_hand3d.modeling.losses import LOSS_TERMS
 from clip_hand3d.plots import plot_logit_matrices, plot_pck_curves
 from clip_hand3d.training.arguments import ABLATIONS, parse_args
-from clip_hand3d.training.checkpoints import load_checkpoint, resolve_checkpoint, save_checkpoint
+from clip_hand3d.training.checkpoints import resume_progress, save_checkpoint
 from clip_hand3d.training.crop_cache import hand_samples
 from clip_hand3d.training.data import PromptCollator, load_split, model_inputs, training_transform
 from clip_hand3d.training.loop import NonFiniteLossGuard, optimizer_step
@@ -185,14 +185,7 @@ def main(argv: list[str] | None = None) -> dict:
     if accelerator.is_main_process:
         accelerator.init_trackers("clip-hand3d", config=tracker_config(args))
 
-    progress = {"global_step": 0, "epoch": 0, "batches_in_epoch": 0}
-    if args.resume_from_checkpoint:
-        checkpoint = resolve_checkpoint(output_dir, args.resume_from_checkpoint)
-        if checkpoint is None:
-            logger.info(f"no checkpoint in {output_dir}: starting a new run")
-        else:
-            progress = load_checkpoint(accelerator, checkpoint)
-            logger.info(f"resumed from {checkpoint} at step {progress['global_step']}")
+    progress = resume_progress(accelerator, output_dir, args.resume_from_checkpoint)
 
     logger.info(
         f"training {args.config} (stage {args.stage}, ablation {args.ablation}) on {len(train_rows)} rows of "

@@ -10,6 +10,9 @@ import shutil
 from pathlib import Path
 
 from accelerate import Accelerator
+from accelerate.logging import get_logger
+
+logger = get_logger(__name__)
 
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
 PROGRESS_FILE = "training_progress.json"
@@ -69,3 +72,17 @@ def load_checkpoint(accelerator: Accelerator, checkpoint: Path) -> dict:
     """Restore the states saved by `save_checkpoint`; returns the saved progress."""
     accelerator.load_state(str(checkpoint))
     return json.loads((checkpoint / PROGRESS_FILE).read_text())
+
+
+def resume_progress(accelerator: Accelerator, output_dir: str | Path, resume_from: str | None) -> dict:
+    """The run's progress {global_step, epoch, batches_in_epoch}: a fresh run's, or the state of the checkpoint
+    `resume_from` names (`latest` or a folder, see `resolve_checkpoint`), loaded into `accelerator`'s objects."""
+    progress = {"global_step": 0, "epoch": 0, "batches_in_epoch": 0}
+    if resume_from:
+        checkpoint = resolve_checkpoint(output_dir, resume_from)
+        if checkpoint is None:
+            logger.info(f"no checkpoint in {output_dir}: starting a new run")
+        else:
+            progress = load_checkpoint(accelerator, checkpoint)
+            logger.info(f"resumed from {checkpoint} at step {progress['global_step']}")
+    return progress
