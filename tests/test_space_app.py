@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import PIL.Image
@@ -215,3 +216,10 @@ def test_the_page_in_a_real_browser(server, tmp_path):
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     image = PIL.Image.open(screenshot)
     assert image.size[0] >= 1000 and np.asarray(image).std() > 10
+
+
+def test_the_header_says_what_a_synthetic_only_model_can_do_on_real_photos():
+    demo = SimpleNamespace(text_tower=None, detector_missing=None, model_path="outputs/tiny", runtime="torch")
+    text = app.header(demo, detector_ready=True)
+    assert "`outputs/tiny` on torch" in text and app.REAL_PHOTOS_NOTE in text
+    assert "not accurate on real photos" in app.REAL_PHOTOS_NOTE and "FreiHAND" in app.REAL_PHOTOS_NOTE
