@@ -3,16 +3,17 @@ finger tubes along the skeleton, in the rest frame (metres). `hand_template` joi
 and adds the skinning weights and the joint regressor.
 
 Rest frame: camera-like axes, metres, the wrist joint at the origin, fingers pointing up the image (-y), the palm
-facing the camera (-z), the thumb towards +x. Sizes of the mean hand: wrist to middle fingertip 0.185 m, palm
-width 0.077 m.
+facing the camera (-z), the thumb towards +x. The joint centres are those of an average adult hand
+(`hand_anthropometry`: Buchholz et al. 1992); wrist to middle fingertip 0.172 m, palm width 0.078 m.
 
 The points (vertex order as listed, see `flatten_points`):
 - palm: `PALM_NUM_RINGS` rings of `PALM_RING_SIZE` vertices (rounded-rectangle cross-sections from the wrist up
   to the knuckles), minus the inside of a rectangular patch on the radial side where the thumb is attached;
 - wrist cap: two smaller rings closing the palm at the wrist;
 - thumb, index, middle, ring, little: rings of `FINGER_RING_SIZE` vertices along the bones (one ring exactly at
-  each joint), a rounded fingertip and one tip vertex. The thumb joint "thumb MCP" (FreiHAND joint 1,
-  anatomically the carpometacarpal joint) is the centroid of the palm patch's border.
+  each PIP and DIP joint; the index..little fingers start at the web, `WEB_FRACTION` along the proximal
+  phalanx, their MCP joints inside the palm), a rounded fingertip and one tip vertex. The thumb joint "thumb MCP"
+  (FreiHAND joint 1, anatomically the carpometacarpal joint) is the centroid of the palm patch's border.
 
 Shape: the generator is linear in each size factor (`SHAPE_PARAM_NAMES` 1..9), so the shape directions, central
 differences of generated hands (`shape_variants`), reproduce generated hands exactly; parameter 0, `scale`,

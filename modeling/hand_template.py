@@ -8,16 +8,18 @@ poses and shapes it for the synthetic data.
 
 Rest frame and surface points: `hand_surface` (sizes, palm, wrist cap and finger tubes, in metres). This file
 joins those points into the triangle surface (vertex order of `hand_surface.flatten_points`): the four fingers'
-first rings sit at their MCP joints and are joined to the palm's last ring by one strip; neighbouring first rings
-touch at one edge (the web); the thumb's first ring is the border of the palm patch.
+first rings sit at the web, beyond their MCP joints (which lie inside the palm, at the knuckles), and are joined to
+the palm's last ring by one strip; neighbouring first rings touch at one edge; the thumb's first ring is the border
+of the palm patch.
 
 Skinning: bone 0 is the wrist/palm (global rotation); bone `1 + 3 * finger + k` (finger in FreiHAND order
 thumb, index, middle, ring, little; k = 0, 1, 2 for the MCP, PIP and DIP joints) rotates about joint
 `1 + 4 * finger + k` and moves everything distal to it. Weights change smoothly along a finger across each
 joint (a smoothstep over +-6 mm of arc length: the ring at a joint is shared half and half by the two bones);
 the thumb patch's border is shared by the palm and the thumb's first bone. Each joint is the centroid of the
-ring around it (or the tip vertex, which follows the distal bone rigidly), so `joint_regressor @ vertices`
-equals the joints in every pose and shape.
+ring around it (or the tip vertex, which follows the distal bone rigidly; the finger MCP joints are extrapolated
+from the finger's first two rings, see `_joint_regressor`), so `joint_regressor @ vertices` equals the joints in
+every pose and shape.
 
 Shape: the shape directions are central differences of hands generated at +-1 of each shape parameter 1..9
 (`hand_surface.shape_variants`); parameter 0, `scale`, multiplies the result (applied by `ParametricHand`).
