@@ -20,6 +20,7 @@ import PIL.Image
 import PIL.ImageDraw
 
 from clip_hand3d.data.synthetic.render import render_sample
+from clip_hand3d.detection import MediaPipeHandDetector
 from clip_hand3d.metrics import point_errors, procrustes_align
 from clip_hand3d.modeling.hand_anthropometry import REFERENCE_BONE_RATIOS
 from clip_hand3d.modeling.hand_joints import JOINT_NAMES
@@ -52,6 +53,10 @@ BONES = (
     ("ring-little MCP", 13, 17),
 )
 BONE_NAMES = tuple(name for name, _, _ in BONES)
+# The skeleton's lines on the contact sheet: wrist to each finger's base, then along each finger.
+_SKELETON = [(0, 1 + 4 * finger) for finger in range(5)] + [
+    (1 + 4 * finger + k, 2 + 4 * finger + k) for finger in range(5) for k in range(3)
+]
 _REFERENCE_BONE = BONES.index(("wrist-middle MCP", 0, 9))
 
 
@@ -133,7 +138,11 @@ class RealismReport:
 
 
 def probe_realism(
-    num_images: int = 300, seed: int = 777, image_size: int = 224, split: str = "train", detector=None
+    num_images: int = 300,
+    seed: int = 777,
+    image_size: int = 224,
+    split: str = "train",
+    detector: MediaPipeHandDetector | None = None,
 ) -> tuple[RealismReport, list[dict]]:
     """Render `num_images` synthetic hands of `(seed, split)` and measure them (see the module doc).
 
@@ -146,8 +155,6 @@ def probe_realism(
         (for `contact_sheet`).
     """
     if detector is None:
-        from clip_hand3d.detection import MediaPipeHandDetector
-
         detector = MediaPipeHandDetector(max_num_hands=1)
     samples, errors, ratios, denominators = [], [], [], []
     render_seconds = 0.0
@@ -200,8 +207,3 @@ def contact_sheet(samples: Sequence[dict], columns: int = 8, tile: int = 160) ->
                 draw.line([tuple(points[start]), tuple(points[end])], fill=(40, 220, 60), width=2)
         sheet.paste(picture, ((position % columns) * tile, (position // columns) * tile))
     return sheet
-
-
-_SKELETON = [(0, 1 + 4 * finger) for finger in range(5)] + [
-    (1 + 4 * finger + k, 2 + 4 * finger + k) for finger in range(5) for k in range(3)
-]
