@@ -143,14 +143,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """Parse argv; a `--recipe` file supplies defaults that explicit flags override. Checks every value."""
-    parser = build_parser()
+    """Parse train.py's argv; a `--recipe` file supplies defaults that explicit flags override. Checks every value."""
+    args = parse_with_recipe(build_parser(), argv)
+    check_args(args)
+    return args
+
+
+def parse_with_recipe(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Parse argv with `parser`, whose `--recipe` file (JSON, see `read_recipe`) supplies the defaults that explicit
+    flags override."""
     preliminary, _ = parser.parse_known_args(argv)
     if preliminary.recipe is not None:
         parser.set_defaults(**read_recipe(preliminary.recipe, parser))
-    args = parser.parse_args(argv)
-    check_args(args)
-    return args
+    return parser.parse_args(argv)
 
 
 def read_recipe(path: str, parser: argparse.ArgumentParser) -> dict:

@@ -1,8 +1,8 @@
-"""Command-line arguments of pretrain.py and their checks; recipes as train.py's (`read_recipe`)."""
+"""Command-line arguments of pretrain.py and their checks; recipes as train.py's (`arguments.parse_with_recipe`)."""
 
 import argparse
 
-from clip_hand3d.training.arguments import read_recipe
+from clip_hand3d.training.arguments import parse_with_recipe
 from clip_hand3d.training.pretraining_objectives import DEFAULT_TEMPERATURE, NEGATIVE_WEIGHTINGS, OBJECTIVES
 from clip_hand3d.variants import resolve_variant
 
@@ -113,12 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """Parse argv; a `--recipe` file supplies defaults that explicit flags override. Checks every value."""
-    parser = build_parser()
-    preliminary, _ = parser.parse_known_args(argv)
-    if preliminary.recipe is not None:
-        parser.set_defaults(**read_recipe(preliminary.recipe, parser))
-    args = parser.parse_args(argv)
+    """Parse pretrain.py's argv; a `--recipe` file supplies defaults that explicit flags override. Checks every
+    value."""
+    args = parse_with_recipe(build_parser(), argv)
     check_args(args)
     return args
 
