@@ -8,7 +8,7 @@ import os
 from collections.abc import Iterator
 
 import PIL.Image
-from datasets import Dataset, IterableDataset, Split
+from datasets import Dataset, Features, IterableDataset, Split
 from datasets.fingerprint import Hasher
 
 from clip_hand3d.data.features import HAND_FEATURES_WITH_MESH
@@ -36,6 +36,36 @@ def png_bytes(image: PIL.Image.Image) -> dict:
     return {"bytes": buffer.getvalue(), "path": None}
 
 
+def check_synthetic_arguments(seed: int, split: str, image_size: int, p_left: float) -> None:
+    """Raise unless the arguments name a synthetic set (single samples or sequences)."""
+    check_split(split)
+    check_non_negative_int("seed", seed)
+    check_synthetic_image_size(image_size)
+    check_probability("p_left", p_left)
+
+
+def cached_dataset(
+    generator, features: Features, gen_kwargs: dict, version, num_proc: int | None, cache_dir
+) -> Dataset:
+    """`Dataset.from_generator` of `generator(**gen_kwargs)` rows, cached under a fingerprint of the arguments and
+    `version` (the renderer's version: a new one renders anew); the split is `gen_kwargs["split"]`."""
+    return Dataset.from_generator(
+        generator,
+        features=features,
+        gen_kwargs=gen_kwargs,
+        cache_dir=None if cache_dir is None else str(cache_dir),
+        num_proc=num_proc,
+        split=Split.TRAIN if gen_kwargs["split"] == "train" else Split.TEST,
+        fingerprint=Hasher.hash({"gen_kwargs": gen_kwargs, "version": version}),
+    )
+
+
+def streaming_dataset(generator, features: Features, gen_kwargs: dict) -> IterableDataset:
+    """`IterableDataset.from_generator` of `generator(**gen_kwargs)` rows, rendered while iterating."""
+    split = Split.TRAIN if gen_kwargs["split"] == "train" else Split.TEST
+    return IterableDataset.from_generator(generator, features=features, gen_kwargs=gen_kwargs, split=split)
+
+
 def load_synthetic(
     num_samples: int = 1000,
     seed: int = 0,
@@ -57,11 +87,8 @@ def load_synthetic(
             same arguments load the cached table instead of rendering again.
         p_left: probability of a (mirrored) left hand per row.
     """
-    check_split(split)
-    check_non_negative_int("seed", seed)
+    check_synthetic_arguments(seed, split, image_size, p_left)
     check_positive_int("num_samples", num_samples)
-    check_synthetic_image_size(image_size)
-    check_probability("p_left", p_left)
     gen_kwargs = {
         "indices": list(range(num_samples)),
         "seed": seed,
@@ -69,14 +96,8 @@ def load_synthetic(
         "split": split,
         "p_left": p_left,
     }
-    return Dataset.from_generator(
-        generate_rows,
-        features=HAND_FEATURES_WITH_MESH,
-        gen_kwargs=gen_kwargs,
-        cache_dir=None if cache_dir is None else str(cache_dir),
-        num_proc=num_proc,
-        split=Split.TRAIN if split == "train" else Split.TEST,
-        fingerprint=Hasher.hash({"gen_kwargs": gen_kwargs, "version": SYNTHETIC_DATA_VERSION}),
+    return cached_dataset(
+        generate_rows, HAND_FEATURES_WITH_MESH, gen_kwargs, SYNTHETIC_DATA_VERSION, num_proc, cache_dir
     )
 
 
@@ -88,16 +109,9 @@ def iter_synthetic(
     Same rows as `load_synthetic` with the same arguments; endless when `num_samples` is None. With a
     `num_samples`, each index is a shard, so DataLoader workers render disjoint rows.
     """
-    check_split(split)
-    check_non_negative_int("seed", seed)
+    check_synthetic_arguments(seed, split, image_size, p_left)
     if num_samples is not None:
         check_positive_int("num_samples", num_samples)
-    check_synthetic_image_size(image_size)
-    check_probability("p_left", p_left)
     indices = None if num_samples is None else list(range(num_samples))
-    return IterableDataset.from_generator(
-        generate_rows,
-        features=HAND_FEATURES_WITH_MESH,
-        gen_kwargs={"indices": indices, "seed": seed, "image_size": image_size, "split": split, "p_left": p_left},
-        split=Split.TRAIN if split == "train" else Split.TEST,
-    )
+    gen_kwargs = {"indices": indices, "seed": seed, "image_size": image_size, "split": split, "p_left": p_left}
+    return streaming_dataset(generate_rows, HAND_FEATURES_WITH_MESH, gen_kwargs)

@@ -35,18 +35,23 @@ from collections.abc import Iterator
 
 import numpy as np
 import torch
-from datasets import Dataset, Features, IterableDataset, Split, Value
-from datasets.fingerprint import Hasher
+from datasets import Dataset, Features, IterableDataset, Value
 from scipy.spatial.transform import Rotation
 
 from clip_hand3d.data.features import HAND_FEATURES_WITH_MESH
 from clip_hand3d.data.synthetic.appearance import sample_background
 from clip_hand3d.data.synthetic.camera import sample_camera
-from clip_hand3d.data.synthetic.dataset import SYNTHETIC_DATA_VERSION, png_bytes
+from clip_hand3d.data.synthetic.dataset import (
+    SYNTHETIC_DATA_VERSION,
+    cached_dataset,
+    check_synthetic_arguments,
+    png_bytes,
+    streaming_dataset,
+)
 from clip_hand3d.data.synthetic.hand import hand_model, sample_view, single_threaded_torch
-from clip_hand3d.data.synthetic.render import check_synthetic_image_size, scene_row
-from clip_hand3d.data.synthetic.scene import SPLIT_STREAMS, check_split, compose_scene
-from clip_hand3d.validation import check_non_negative_int, check_positive_int, check_probability
+from clip_hand3d.data.synthetic.render import scene_row
+from clip_hand3d.data.synthetic.scene import SPLIT_STREAMS, compose_scene
+from clip_hand3d.validation import check_non_negative_int, check_positive_int
 
 # Part of the cache key of `load_synthetic_sequences`, with the single samples' `SYNTHETIC_DATA_VERSION` (the
 # renderer's): bump it when the frames change.
@@ -87,19 +92,11 @@ def _key_pose(seed: int, split: str, sequence: int, key: int) -> torch.Tensor:
     return hand_model().sample_pose(1, generator)
 
 
-def check_sequence_arguments(seed: int, split: str, image_size: int, p_left: float) -> None:
-    """Raise unless the arguments name a synthetic sequence set."""
-    check_split(split)
-    check_non_negative_int("seed", seed)
-    check_synthetic_image_size(image_size)
-    check_probability("p_left", p_left)
-
-
 class SequenceScene:
     """Everything one sequence keeps over its frames; `frame_scene(frame)` is a `scene.sample_scene`-like dict."""
 
     def __init__(self, sequence: int, seed: int = 0, split: str = "train", image_size: int = 224, p_left: float = 0.0):
-        check_sequence_arguments(seed, split, image_size, p_left)
+        check_synthetic_arguments(seed, split, image_size, p_left)
         check_non_negative_int("sequence", sequence)
         self.sequence, self.seed, self.split, self.image_size = int(sequence), int(seed), split, int(image_size)
         rng = sequence_generator(seed, split, sequence, _SCENE)
@@ -213,7 +210,7 @@ def load_synthetic_sequences(
     """`num_sequences` synthetic sequences of `frames_per_sequence` frames as a cached `datasets.Dataset` of
     `SEQUENCE_FEATURES` rows, sequence after sequence (row `sequence * frames_per_sequence + frame`); `group` is the
     sequence's index. Arguments as `clip_hand3d.data.synthetic.load_synthetic`'s."""
-    check_sequence_arguments(seed, split, image_size, p_left)
+    check_synthetic_arguments(seed, split, image_size, p_left)
     check_positive_int("num_sequences", num_sequences)
     check_positive_int("frames_per_sequence", frames_per_sequence)
     gen_kwargs = {
@@ -224,17 +221,8 @@ def load_synthetic_sequences(
         "split": split,
         "p_left": p_left,
     }
-    return Dataset.from_generator(
-        generate_sequence_rows,
-        features=SEQUENCE_FEATURES,
-        gen_kwargs=gen_kwargs,
-        cache_dir=None if cache_dir is None else str(cache_dir),
-        num_proc=num_proc,
-        split=Split.TRAIN if split == "train" else Split.TEST,
-        fingerprint=Hasher.hash(
-            {"gen_kwargs": gen_kwargs, "version": SYNTHETIC_SEQUENCES_VERSION, "renderer": SYNTHETIC_DATA_VERSION}
-        ),
-    )
+    version = {"sequences": SYNTHETIC_SEQUENCES_VERSION, "renderer": SYNTHETIC_DATA_VERSION}
+    return cached_dataset(generate_sequence_rows, SEQUENCE_FEATURES, gen_kwargs, version, num_proc, cache_dir)
 
 
 def iter_synthetic_sequences(
@@ -247,20 +235,16 @@ def iter_synthetic_sequences(
 ) -> IterableDataset:
     """The synthetic sequences as a streaming `datasets.IterableDataset` (rendered while iterating): the rows of
     `load_synthetic_sequences`; endless when `num_sequences` is None (each sequence is then a shard)."""
-    check_sequence_arguments(seed, split, image_size, p_left)
+    check_synthetic_arguments(seed, split, image_size, p_left)
     check_positive_int("frames_per_sequence", frames_per_sequence)
     if num_sequences is not None:
         check_positive_int("num_sequences", num_sequences)
-    return IterableDataset.from_generator(
-        generate_sequence_rows,
-        features=SEQUENCE_FEATURES,
-        gen_kwargs={
-            "sequences": None if num_sequences is None else list(range(num_sequences)),
-            "frames_per_sequence": frames_per_sequence,
-            "seed": seed,
-            "image_size": image_size,
-            "split": split,
-            "p_left": p_left,
-        },
-        split=Split.TRAIN if split == "train" else Split.TEST,
-    )
+    gen_kwargs = {
+        "sequences": None if num_sequences is None else list(range(num_sequences)),
+        "frames_per_sequence": frames_per_sequence,
+        "seed": seed,
+        "image_size": image_size,
+        "split": split,
+        "p_left": p_left,
+    }
+    return streaming_dataset(generate_sequence_rows, SEQUENCE_FEATURES, gen_kwargs)
