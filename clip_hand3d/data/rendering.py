@@ -243,6 +243,7 @@ def render_mesh(
     mask_faces: np.ndarray | None = None,
     specular: float = 0.0,
     shininess: float = 20.0,
+    vertex_normals: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Render a shaded triangle mesh seen by a pinhole camera.
 
@@ -263,6 +264,7 @@ def render_mesh(
         mask_faces: (F,) bool, the faces that count for `mask` and `depth` (e.g. a hand without the arm
             rendered with it); all faces when None. Faces outside it still occlude.
         specular, shininess: a white Blinn-Phong highlight (intensity, exponent; see `shade`); none at 0.
+        vertex_normals: (N, 3) `compute_vertex_normals(vertices_cam, faces)` when the caller has them already.
 
     Returns:
         rgb: (H, W, 3) uint8 image.
@@ -315,7 +317,7 @@ def render_mesh(
     face_index, barycentric, fine_depth = rasterize(
         vertices_cam, faces, supersampled_intrinsics(K_window, supersample), fine_size, cull_back_faces
     )
-    normals = compute_vertex_normals(vertices_cam, faces)
+    normals = compute_vertex_normals(vertices_cam, faces) if vertex_normals is None else vertex_normals
     light_direction = light_direction / np.linalg.norm(light_direction, axis=-1, keepdims=True)
     colors = shade(
         vertices_cam,

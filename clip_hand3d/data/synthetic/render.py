@@ -38,6 +38,7 @@ def render_scene(scene: dict, image_size: int) -> tuple[np.ndarray, np.ndarray]:
         mask_faces=scene["mask_faces"],
         specular=scene["specular"],
         shininess=scene["shininess"],
+        vertex_normals=scene["mesh_normals"],
     )
     rgb, mask = apply_occluders(rgb, mask, scene["camera_effects"]["occluders"])
     return apply_camera_effects(rgb, scene["camera_effects"]), mask

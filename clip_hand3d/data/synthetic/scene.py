@@ -47,7 +47,7 @@ def sample_scene(rng: np.random.Generator, image_size: int = 224, p_left: float 
     Returns:
         A dict with `vertices_xyz` (778, 3) and `joints_xyz` (21, 3): the right hand in the camera frame,
         metres; `K` (3, 3) pixels; the mesh to render: `mesh_vertices` (the hand's 778 vertices first, then
-        the forearm's), `mesh_faces`, `mask_faces` (True for the hand's faces), `vertex_colors` in [0, 1];
+        the forearm's), `mesh_faces`, their `mesh_normals`, `mask_faces` (True for the hand's faces), `vertex_colors` in [0, 1];
         `light_direction` (2, 3) (a key and a fill light, towards the lights, camera frame) with their `diffuse`
         intensities (2,), an RGB `ambient` tinted by the background (the environment's tone), the skin's `specular`
         sheen and its `shininess`; the colours hold nails, joint creases and `ambient_occlusion` (darker between
@@ -89,7 +89,8 @@ def compose_scene(
     faces = hand_faces()
     mesh_vertices = np.concatenate([vertices + translation, arm_vertices])
     mesh_faces = np.concatenate([faces, arm_faces + len(vertices)])
-    vertex_colors *= ambient_occlusion(mesh_vertices, compute_vertex_normals(mesh_vertices, mesh_faces))[:, None]
+    mesh_normals = compute_vertex_normals(mesh_vertices, mesh_faces)
+    vertex_colors *= ambient_occlusion(mesh_vertices, mesh_normals)[:, None]
     key_light = rng.normal(size=3) + np.array([0.0, -0.3, -1.2])
     fill_light = rng.normal(size=3)
     background = sample_background(rng, image_size)
@@ -102,6 +103,7 @@ def compose_scene(
         "K": K,
         "mesh_vertices": mesh_vertices,
         "mesh_faces": mesh_faces,
+        "mesh_normals": mesh_normals,
         "mask_faces": np.arange(len(faces) + len(arm_faces)) < len(faces),
         "vertex_colors": vertex_colors,
         "light_direction": np.stack([key_light / np.linalg.norm(key_light), fill_light / np.linalg.norm(fill_light)]),
