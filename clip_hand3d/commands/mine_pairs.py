@@ -14,14 +14,9 @@ import argparse
 import json
 
 from clip_hand3d.data.unlabeled import IMAGE_COLUMN, load_unlabeled
-from clip_hand3d.training.mining import (
-    DEFAULT_K,
-    DEFAULT_PCA_DIM,
-    DEFAULT_SHARD_SIZE,
-    INDEX_TYPES,
-    make_keypoint_estimator,
-    mine_pairs,
-)
+from clip_hand3d.training.keypoint_estimators import make_keypoint_estimator
+from clip_hand3d.training.keypoint_shards import DEFAULT_SHARD_SIZE
+from clip_hand3d.training.mining import DEFAULT_K, DEFAULT_PCA_DIM, INDEX_TYPES, mine_pairs
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:

@@ -10,15 +10,17 @@ import pytest
 from datasets import Dataset
 
 from clip_hand3d.data.unlabeled import load_unlabeled
-from clip_hand3d.training.mining import (
+from clip_hand3d.training.keypoint_estimators import (
     ColumnKeypoints,
     KeypointEstimator,
     MediaPipeKeypoints,
     ModelKeypoints,
+    make_keypoint_estimator,
+)
+from clip_hand3d.training.mining import (
     build_index,
     group_ids,
     load_mined_pairs,
-    make_keypoint_estimator,
     mine_pairs,
     recall_at_k,
     resolve_index_type,
