@@ -16,7 +16,6 @@ continue; the output folder ends with the encoder checkpoint `encoder/` (backbon
 
 import copy
 import dataclasses
-import itertools
 import json
 import logging
 import math
@@ -37,7 +36,7 @@ from clip_hand3d.modeling.configuration_clip_hand3d import PYRAMID_FEATURES
 from clip_hand3d.training.augmentation import HandAugmentationConfig
 from clip_hand3d.training.checkpoints import resume_progress, save_checkpoint
 from clip_hand3d.training.data import collate_hand_batch
-from clip_hand3d.training.loop import NonFiniteLossGuard, optimizer_step
+from clip_hand3d.training.loop import NonFiniteLossGuard, Throughput, optimizer_step, resumed_batches
 from clip_hand3d.training.pretraining import (
     LARS,
     EncoderInfo,
@@ -232,44 +231,33 @@ def pretrain_loop(args, accelerator, encoder, optimizer, scheduler, dataloader, 
     )
     guard = NonFiniteLossGuard(args.max_consecutive_nan_steps)
     curve = []
-    pairs_seen, pairs_since = 0, time.monotonic()
-    for epoch in itertools.count(progress["epoch"]):
-        encoder.train()
-        dataloader.set_epoch(epoch)
-        samples.set_epoch(epoch)
-        skip = progress["batches_in_epoch"] if epoch == progress["epoch"] else 0
-        batches = accelerator.skip_first_batches(dataloader, skip) if skip else dataloader
-        progress.update(epoch=epoch, batches_in_epoch=skip)
-        for batch in batches:
-            with accelerator.accumulate(encoder):
-                loss, accuracy = contrastive_loss(args, encoder, batch)
-                finite = optimizer_step(accelerator, encoder, optimizer, scheduler, loss, args.max_grad_norm)
-            progress["batches_in_epoch"] += 1
-            pairs_seen += batch["pixel_values"].shape[0] * accelerator.num_processes
-            if guard.skipped(finite, progress["global_step"]):
-                continue
-            if not accelerator.sync_gradients:
-                continue
-            progress["global_step"] += 1
-            bar.update(1)
-            if progress["global_step"] % args.logging_steps == 0 or progress["global_step"] == max_steps:
-                record = {
-                    "step": progress["global_step"],
-                    "loss": accelerator.gather(loss.detach()[None]).mean().item(),
-                    "accuracy": accelerator.gather(accuracy[None]).mean().item(),
-                    "lr": scheduler.get_last_lr()[0],
-                    "pairs_per_second": pairs_seen / max(time.monotonic() - pairs_since, 1e-9),
-                }
-                accelerator.log(record, step=progress["global_step"])
-                bar.set_postfix({name: f"{value:.3g}" for name, value in record.items() if name != "step"})
-                curve.append(record)
-                pairs_seen, pairs_since = 0, time.monotonic()
-            if progress["global_step"] % args.checkpointing_steps == 0:
-                save_checkpoint(accelerator, args.output_dir, dict(progress), args.checkpoints_total_limit)
-            if progress["global_step"] >= max_steps or out_of_time(accelerator, start, args.max_train_minutes):
-                bar.close()
-                return curve
-        progress.update(epoch=epoch + 1, batches_in_epoch=0)
+    throughput = Throughput()
+    encoder.train()
+    for batch in resumed_batches(accelerator, dataloader, progress, samples):
+        with accelerator.accumulate(encoder):
+            loss, accuracy = contrastive_loss(args, encoder, batch)
+            finite = optimizer_step(accelerator, encoder, optimizer, scheduler, loss, args.max_grad_norm)
+        throughput.add(batch["pixel_values"].shape[0] * accelerator.num_processes)
+        if guard.skipped(finite, progress["global_step"]) or not accelerator.sync_gradients:
+            continue
+        progress["global_step"] += 1
+        bar.update(1)
+        if progress["global_step"] % args.logging_steps == 0 or progress["global_step"] == max_steps:
+            record = {
+                "step": progress["global_step"],
+                "loss": accelerator.gather(loss.detach()[None]).mean().item(),
+                "accuracy": accelerator.gather(accuracy[None]).mean().item(),
+                "lr": scheduler.get_last_lr()[0],
+                "pairs_per_second": throughput.read(),
+            }
+            accelerator.log(record, step=progress["global_step"])
+            bar.set_postfix({name: f"{value:.3g}" for name, value in record.items() if name != "step"})
+            curve.append(record)
+        if progress["global_step"] % args.checkpointing_steps == 0:
+            save_checkpoint(accelerator, args.output_dir, dict(progress), args.checkpoints_total_limit)
+        if progress["global_step"] >= max_steps or out_of_time(accelerator, start, args.max_train_minutes):
+            bar.close()
+            return curve
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ scores as `metrics.json`, PCK and logit-matrix plots, and a model card (README.m
 along the way let `--resume_from_checkpoint latest` continue a run that was stopped.
 """
 
-import itertools
 import json
 import logging
 import math
@@ -35,7 +34,7 @@ from clip_hand3d.training.arguments import ABLATIONS, parse_args
 from clip_hand3d.training.checkpoints import resume_progress, save_checkpoint
 from clip_hand3d.training.crop_cache import hand_samples
 from clip_hand3d.training.data import PromptCollator, load_split, model_inputs, training_transform
-from clip_hand3d.training.loop import NonFiniteLossGuard, optimizer_step
+from clip_hand3d.training.loop import NonFiniteLossGuard, Throughput, optimizer_step, resumed_batches
 from clip_hand3d.training.pretraining import is_encoder_checkpoint, load_encoder_backbone, read_encoder_info
 from clip_hand3d.training.schedules import build_scheduler
 from clip_hand3d.variants import load_processor
@@ -238,44 +237,29 @@ def train_loop(
     )
     guard = NonFiniteLossGuard(args.max_consecutive_nan_steps)
     curve = []
-    images_seen, images_since = 0, time.monotonic()
+    throughput = Throughput()
+    model.train()
     # Runs until `max_steps` optimiser steps: steps skipped on a NaN loss are made up in further epochs.
-    for epoch in itertools.count(progress["epoch"]):
-        model.train()
-        train_dataloader.set_epoch(epoch)
-        train_transform.set_epoch(epoch)
-        collator.set_epoch(epoch)
-        skip = progress["batches_in_epoch"] if epoch == progress["epoch"] else 0
-        batches = accelerator.skip_first_batches(train_dataloader, skip) if skip else train_dataloader
-        progress.update(epoch=epoch, batches_in_epoch=skip)
-        for batch in batches:
-            stage = 1 if args.stage == 1 or progress["global_step"] < args.stage1_steps else 2
-            with accelerator.accumulate(model):
-                outputs = model(**model_inputs(batch, predict_mesh=stage == 2, channels_last=args.channels_last))
-                finite = optimizer_step(accelerator, model, optimizer, scheduler, outputs.loss, args.max_grad_norm)
-            progress["batches_in_epoch"] += 1
-            images_seen += batch["pixel_values"].shape[0] * accelerator.num_processes
-            if guard.skipped(finite, progress["global_step"]):
-                continue
-            if not accelerator.sync_gradients:
-                continue
-            progress["global_step"] += 1
-            bar.update(1)
-            if progress["global_step"] % args.logging_steps == 0 or progress["global_step"] == max_steps:
-                record = log_step(
-                    accelerator, outputs, scheduler, progress["global_step"], images_seen, images_since, bar
-                )
-                curve.append(record)
-                images_seen, images_since = 0, time.monotonic()
-            if args.eval_steps and progress["global_step"] % args.eval_steps == 0:
-                curve.append(evaluate_step(accelerator, model, eval_dataloader, progress["global_step"]))
-                model.train()
-            if progress["global_step"] % args.checkpointing_steps == 0:
-                save_checkpoint(accelerator, args.output_dir, dict(progress), args.checkpoints_total_limit)
-            if progress["global_step"] >= max_steps or out_of_time(accelerator, start, args.max_train_minutes):
-                bar.close()
-                return curve
-        progress.update(epoch=epoch + 1, batches_in_epoch=0)
+    for batch in resumed_batches(accelerator, train_dataloader, progress, train_transform, collator):
+        stage = 1 if args.stage == 1 or progress["global_step"] < args.stage1_steps else 2
+        with accelerator.accumulate(model):
+            outputs = model(**model_inputs(batch, predict_mesh=stage == 2, channels_last=args.channels_last))
+            finite = optimizer_step(accelerator, model, optimizer, scheduler, outputs.loss, args.max_grad_norm)
+        throughput.add(batch["pixel_values"].shape[0] * accelerator.num_processes)
+        if guard.skipped(finite, progress["global_step"]) or not accelerator.sync_gradients:
+            continue
+        progress["global_step"] += 1
+        bar.update(1)
+        if progress["global_step"] % args.logging_steps == 0 or progress["global_step"] == max_steps:
+            curve.append(log_step(accelerator, outputs, scheduler, progress["global_step"], throughput.read(), bar))
+        if args.eval_steps and progress["global_step"] % args.eval_steps == 0:
+            curve.append(evaluate_step(accelerator, model, eval_dataloader, progress["global_step"]))
+            model.train()
+        if progress["global_step"] % args.checkpointing_steps == 0:
+            save_checkpoint(accelerator, args.output_dir, dict(progress), args.checkpoints_total_limit)
+        if progress["global_step"] >= max_steps or out_of_time(accelerator, start, args.max_train_minutes):
+            bar.close()
+            return curve
 
 
 def tracker_config(args) -> dict:
@@ -302,7 +286,7 @@ def out_of_time(accelerator: Accelerator, start: float, max_minutes: float | Non
     return bool(accelerator.gather(spent).any())
 
 
-def log_step(accelerator, outputs, scheduler, step: int, images: int, since: float, bar) -> dict:
+def log_step(accelerator, outputs, scheduler, step: int, images_per_second: float, bar) -> dict:
     """Log every loss term, the learning rate and images/s; show them on the progress bar."""
     record = {"step": step, "loss": accelerator.gather(outputs.loss.detach()[None]).mean().item()}
     for name in LOSS_TERMS:
@@ -310,7 +294,7 @@ def log_step(accelerator, outputs, scheduler, step: int, images: int, since: flo
         if value is not None:
             record[name] = accelerator.gather(value.detach()[None]).mean().item()
     record["lr"] = scheduler.get_last_lr()[0]
-    record["images_per_second"] = images / max(time.monotonic() - since, 1e-9)
+    record["images_per_second"] = images_per_second
     accelerator.log(record, step=step)
     bar.set_postfix({name.removeprefix("loss_"): f"{value:.3g}" for name, value in record.items() if name != "step"})
     return record
