@@ -102,44 +102,61 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--lr_step_epochs", type=int, default=50, help="step schedule: decay every this many epochs.")
     parser.add_argument("--lr_step_gamma", type=float, default=0.25, help="step schedule: factor of each decay.")
     parser.add_argument("--lr_warmup_steps", type=int, default=0)
-    parser.add_argument("--gradient_accumulation_steps", type=int, default=1)
     parser.add_argument("--max_grad_norm", type=float, default=1.0)
-    parser.add_argument(
-        "--mixed_precision", choices=("no", "fp16", "bf16"), default=None, help="Default: accelerate's config."
-    )
-    parser.add_argument(
-        "--channels_last",
-        action="store_true",
-        help="Convolution weights and images in channels-last memory format: faster convolutions on CPU (oneDNN) "
-        "and on tensor cores, most of all with --mixed_precision bf16/fp16.",
-    )
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--dataloader_num_workers", type=int, default=0)
-    parser.add_argument(
-        "--preprocessing_num_workers",
-        type=int,
-        default=None,
-        help="Processes that render the synthetic hands and crop the images once (no augmentation), cached for "
-        "later runs (default: this one).",
-    )
-    parser.add_argument("--checkpointing_steps", type=int, default=500)
-    parser.add_argument("--checkpoints_total_limit", type=int, default=None)
-    parser.add_argument("--resume_from_checkpoint", type=str, default=None, help="'latest' or a checkpoint folder.")
-    parser.add_argument(
-        "--max_consecutive_nan_steps", type=int, default=5, help="Stop after this many NaN losses in a row."
-    )
-    parser.add_argument("--logging_steps", type=int, default=10)
     parser.add_argument(
         "--eval_steps",
         type=int,
         default=None,
         help="Score the held-out split every this many steps (logged as eval_pa_mpjpe); the end of the run always does.",
     )
-    parser.add_argument("--report_to", type=str, default="none", help="tensorboard, wandb, all or none.")
+    add_run_arguments(parser)
     parser.add_argument("--push_to_hub", action="store_true")
     parser.add_argument("--hub_model_id", type=str, default=None)
     parser.add_argument("--hub_token", type=str, default=None)
     return parser
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """The run-handling arguments train.py and pretrain.py share: precision, seed, workers, checkpoints, logs."""
+    group = parser.add_argument_group("run handling")
+    group.add_argument("--gradient_accumulation_steps", type=int, default=1)
+    group.add_argument(
+        "--mixed_precision", choices=("no", "fp16", "bf16"), default=None, help="Default: accelerate's config."
+    )
+    group.add_argument(
+        "--channels_last",
+        action="store_true",
+        help="Convolution weights and images in channels-last memory format: faster convolutions on CPU (oneDNN) "
+        "and on tensor cores, most of all with --mixed_precision bf16/fp16.",
+    )
+    group.add_argument("--seed", type=int, default=0)
+    group.add_argument("--dataloader_num_workers", type=int, default=0)
+    group.add_argument(
+        "--preprocessing_num_workers",
+        type=int,
+        default=None,
+        help="Processes that render the synthetic hands (and, for train.py, crop the images) once, cached for "
+        "later runs (default: this one).",
+    )
+    group.add_argument("--checkpointing_steps", type=int, default=500)
+    group.add_argument("--checkpoints_total_limit", type=int, default=None)
+    group.add_argument("--resume_from_checkpoint", type=str, default=None, help="'latest' or a checkpoint folder.")
+    group.add_argument(
+        "--max_consecutive_nan_steps", type=int, default=5, help="Stop after this many NaN losses in a row."
+    )
+    group.add_argument("--logging_steps", type=int, default=10)
+    group.add_argument("--report_to", type=str, default="none", help="tensorboard, wandb, all or none.")
+
+
+def check_run_args(args: argparse.Namespace) -> None:
+    """`add_run_arguments`' checks: counts >= 1 (the optional ones when given)."""
+    for name in ("gradient_accumulation_steps", "checkpointing_steps", "logging_steps", "max_consecutive_nan_steps"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name} must be >= 1, got {getattr(args, name)}")
+    for name in ("checkpoints_total_limit", "preprocessing_num_workers", "dataloader_num_workers"):
+        minimum = 0 if name == "dataloader_num_workers" else 1
+        if getattr(args, name) is not None and getattr(args, name) < minimum:
+            raise ValueError(f"--{name} must be >= {minimum}, got {getattr(args, name)}")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -179,16 +196,8 @@ def check_args(args: argparse.Namespace) -> None:
         parse_dataset_spec(args.eval_dataset)
     if args.init_from is not None and not Path(args.init_from).is_dir():
         raise ValueError(f"--init_from {args.init_from}: no such folder")
-    for name in (
-        "train_batch_size",
-        "eval_batch_size",
-        "gradient_accumulation_steps",
-        "num_epochs",
-        "checkpointing_steps",
-        "logging_steps",
-        "max_consecutive_nan_steps",
-        "eval_samples",
-    ):
+    check_run_args(args)
+    for name in ("train_batch_size", "eval_batch_size", "num_epochs", "eval_samples"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name} must be >= 1, got {getattr(args, name)}")
     if args.stage1_steps < 0:
@@ -197,7 +206,7 @@ def check_args(args: argparse.Namespace) -> None:
         raise ValueError("--stage1_steps splits a --stage 2 run; with --stage 1 every step is stage 1")
     if args.max_steps < 0:
         raise ValueError(f"--max_steps must be >= 0 (0: run --num_epochs), got {args.max_steps}")
-    for name in ("checkpoints_total_limit", "clip_batch_size", "eval_steps", "preprocessing_num_workers"):
+    for name in ("clip_batch_size", "eval_steps"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise ValueError(f"--{name} must be >= 1, got {getattr(args, name)}")
     if args.loss_weight_joint_offsets is not None and args.loss_weight_joint_offsets < 0:

@@ -2,7 +2,7 @@
 
 import argparse
 
-from clip_hand3d.training.arguments import parse_with_recipe
+from clip_hand3d.training.arguments import add_run_arguments, check_run_args, parse_with_recipe
 from clip_hand3d.training.pretraining_objectives import DEFAULT_TEMPERATURE, NEGATIVE_WEIGHTINGS, OBJECTIVES
 from clip_hand3d.variants import resolve_variant
 
@@ -96,19 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--lr_warmup_steps", type=int, default=0, help="Added to --lr_warmup_epochs.")
     parser.add_argument("--lr_step_epochs", type=int, default=50)
     parser.add_argument("--lr_step_gamma", type=float, default=0.25)
-    parser.add_argument("--gradient_accumulation_steps", type=int, default=1)
     parser.add_argument("--max_grad_norm", type=float, default=None, help="Clip gradients (default: not).")
-    parser.add_argument("--mixed_precision", choices=("no", "fp16", "bf16"), default=None)
-    parser.add_argument("--channels_last", action="store_true")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--dataloader_num_workers", type=int, default=0)
-    parser.add_argument("--preprocessing_num_workers", type=int, default=None)
-    parser.add_argument("--checkpointing_steps", type=int, default=500)
-    parser.add_argument("--checkpoints_total_limit", type=int, default=None)
-    parser.add_argument("--resume_from_checkpoint", type=str, default=None, help="'latest' or a checkpoint folder.")
-    parser.add_argument("--max_consecutive_nan_steps", type=int, default=5)
-    parser.add_argument("--logging_steps", type=int, default=10)
-    parser.add_argument("--report_to", type=str, default="none", help="tensorboard, wandb, all or none.")
+    add_run_arguments(parser)
     return parser
 
 
@@ -133,22 +122,18 @@ def check_args(args: argparse.Namespace) -> None:
         raise ValueError("--objective handclr needs --pairs (the folder `clip-hand3d mine-pairs` writes)")
     if args.objective != "handclr" and args.pairs is not None:
         raise ValueError(f"--pairs is HandCLR's; --objective {args.objective} takes two views of each image")
+    check_run_args(args)
     for name in (
         "train_batch_size",
-        "gradient_accumulation_steps",
         "num_epochs",
-        "checkpointing_steps",
-        "logging_steps",
-        "max_consecutive_nan_steps",
         "num_positive_candidates",
         "projection_hidden_dim",
         "projection_dim",
     ):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name} must be >= 1, got {getattr(args, name)}")
-    for name in ("global_batch_size", "checkpoints_total_limit", "preprocessing_num_workers"):
-        if getattr(args, name) is not None and getattr(args, name) < 1:
-            raise ValueError(f"--{name} must be >= 1, got {getattr(args, name)}")
+    if args.global_batch_size is not None and args.global_batch_size < 1:
+        raise ValueError(f"--global_batch_size must be >= 1, got {args.global_batch_size}")
     if args.equivariance and args.projection_dim % 2:
         raise ValueError(
             f"--equivariance reads the projection as 2D points: --projection_dim must be even, got {args.projection_dim}"

@@ -6,6 +6,7 @@ import pytest
 
 from clip_hand3d.training.arguments import parse_args
 from clip_hand3d.training.data import DatasetSource, parse_dataset_spec
+from clip_hand3d.training.pretraining_arguments import parse_args as parse_pretraining_args
 
 
 def test_dataset_spec_parses_every_source(tmp_path):
@@ -67,3 +68,20 @@ def test_recipe_with_unknown_key_is_named(tmp_path):
     recipe.write_text(json.dumps({"learning_rat": 0.1}))
     with pytest.raises(ValueError, match=r"unknown keys \['learning_rat'\]"):
         parse_args(["--recipe", str(recipe)])
+
+
+@pytest.mark.parametrize("script", ["train", "pretrain"])
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--checkpointing_steps", "0"], "--checkpointing_steps must be >= 1"),
+        (["--dataloader_num_workers", "-1"], "--dataloader_num_workers must be >= 0"),
+        (["--checkpoints_total_limit", "0"], "--checkpoints_total_limit must be >= 1"),
+    ],
+)
+def test_train_and_pretrain_share_the_run_arguments_and_their_checks(script, flags, message):
+    parse = parse_args if script == "train" else parse_pretraining_args
+    base = [] if script == "train" else ["--objective", "simclr"]
+    assert parse([*base, "--seed", "3", "--mixed_precision", "no"]).seed == 3
+    with pytest.raises(ValueError, match=message):
+        parse([*base, *flags])
