@@ -148,7 +148,11 @@ def main(argv: list[str] | None = None) -> dict:
             f"training data ({len(train_rows)} rows of {args.dataset})"
         )
     train_transform = training_transform(
-        processor, augment=args.augment, two_views=args.two_views and args.stage == 2, seed=args.seed
+        processor,
+        augment=args.augment,
+        two_views=args.two_views and args.stage == 2,
+        seed=args.seed,
+        degradations=args.augment_degradations,
     )
     eval_transform = training_transform(processor)
     with accelerator.main_process_first():

@@ -76,6 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=True,
         help="Random rotation, scale, shift and colour of the training crops.",
     )
+    parser.add_argument(
+        "--augment_degradations",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="With --augment, also an occluding patch, blur and pixel noise, each on 30%% of the crops.",
+    )
     parser.add_argument("--max_steps", type=int, default=850, help="Optimiser steps (0: use --num_epochs).")
     parser.add_argument("--num_epochs", type=int, default=10)
     parser.add_argument(
@@ -213,5 +219,7 @@ def check_args(args: argparse.Namespace) -> None:
         raise ValueError(f"--loss_weight_joint_offsets must be >= 0, got {args.loss_weight_joint_offsets}")
     if args.learning_rate <= 0:
         raise ValueError(f"--learning_rate must be > 0, got {args.learning_rate}")
+    if args.augment_degradations and not args.augment:
+        raise ValueError("--augment_degradations adds to --augment; it has no effect with --no-augment")
     if args.push_to_hub and not args.hub_model_id:
         raise ValueError("--push_to_hub needs --hub_model_id")

@@ -1,4 +1,5 @@
-"""Random augmentation of a training sample: a similarity of the crop (rotation, scale, shift) and colour jitter.
+"""Random augmentation of a training sample: a similarity of the crop (rotation, scale, shift), colour jitter and,
+optionally, image degradations (an occluding patch, Gaussian blur, pixel noise) as a camera in the wild gives them.
 
 `augmentation_affine` is applied on top of the image processor's crop transform, so an augmented crop is the
 evaluation crop moved by one more 2D similarity (see `clip_hand3d.training.transforms`).
@@ -7,6 +8,7 @@ evaluation crop moved by one more 2D similarity (see `clip_hand3d.training.trans
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.ndimage import gaussian_filter
 
 from clip_hand3d.validation import check_probability
 
@@ -32,6 +34,15 @@ class HandAugmentationConfig:
         hue: the hue turns by an angle drawn uniformly in [-hue, hue] of a full turn (at most 0.5; 0 turns it off).
         flip_probability: probability of flipping the sample, i.e. toggling its handedness (see the module
             docstring: the network then sees the mirrored hand, and the labels are mirrored with it).
+        occlusion_probability: probability of a rectangle of one random colour in front of the crop (the labels
+            are kept: the network learns to place hidden joints)...
+        occlusion_size: ...its width and height, each drawn uniformly in this range of fractions of the crop's
+            side, its centre uniformly in the middle 60 % of the crop (where the hand is).
+        blur_probability: probability of a Gaussian blur (defocus)...
+        blur_sigma: ...of a standard deviation drawn uniformly up to this fraction of the crop's side (0.008:
+            1.8 px at 224 px).
+        noise_probability: probability of Gaussian pixel noise...
+        noise_std: ...of a standard deviation drawn uniformly up to this (pixels in [0, 1]).
     """
 
     rotation_degrees: float = 45.0
@@ -43,10 +54,26 @@ class HandAugmentationConfig:
     saturation: float = 0.2
     hue: float = 0.0
     flip_probability: float = 0.0
+    occlusion_probability: float = 0.0
+    occlusion_size: tuple[float, float] = (0.15, 0.4)
+    blur_probability: float = 0.0
+    blur_sigma: float = 0.008
+    noise_probability: float = 0.0
+    noise_std: float = 0.04
 
     def __post_init__(self):
         self.scale_range = tuple(float(value) for value in self.scale_range)
-        for name in ("rotation_degrees", "shift_fraction", "brightness", "contrast", "saturation", "hue"):
+        self.occlusion_size = tuple(float(value) for value in self.occlusion_size)
+        for name in (
+            "rotation_degrees",
+            "shift_fraction",
+            "brightness",
+            "contrast",
+            "saturation",
+            "hue",
+            "blur_sigma",
+            "noise_std",
+        ):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"HandAugmentationConfig.{name} must be >= 0, got {getattr(self, name)}")
         for name in ("brightness", "contrast", "saturation"):
@@ -54,17 +81,31 @@ class HandAugmentationConfig:
                 raise ValueError(f"HandAugmentationConfig.{name} must be <= 1, got {getattr(self, name)}")
         if self.hue > 0.5:
             raise ValueError(f"HandAugmentationConfig.hue must be <= 0.5 (half a turn), got {self.hue}")
-        for name in ("rotation_probability", "flip_probability"):
+        for name in (
+            "rotation_probability",
+            "flip_probability",
+            "occlusion_probability",
+            "blur_probability",
+            "noise_probability",
+        ):
             check_probability(f"HandAugmentationConfig.{name}", getattr(self, name))
+        if len(self.occlusion_size) != 2 or not 0 < self.occlusion_size[0] <= self.occlusion_size[1] <= 1:
+            raise ValueError(
+                "HandAugmentationConfig.occlusion_size must be (low, high) with 0 < low <= high <= 1, got "
+                f"{self.occlusion_size}"
+            )
         if len(self.scale_range) != 2 or not 0 < self.scale_range[0] <= self.scale_range[1]:
             raise ValueError(
                 f"HandAugmentationConfig.scale_range must be (low, high) with 0 < low <= high, got {self.scale_range}"
             )
 
     @classmethod
-    def train(cls) -> "HandAugmentationConfig":
-        """The training preset: the defaults."""
-        return cls()
+    def train(cls, degradations: bool = False) -> "HandAugmentationConfig":
+        """The training preset: the defaults (geometry and colour jitter); with `degradations`, also an occluding
+        patch, blur and noise, each on 30 % of the samples."""
+        if not degradations:
+            return cls()
+        return cls(occlusion_probability=0.3, blur_probability=0.3, noise_probability=0.3)
 
     @classmethod
     def eval(cls) -> "HandAugmentationConfig":
@@ -82,9 +123,11 @@ class HandAugmentationConfig:
         )
 
     @property
-    def has_colour_jitter(self) -> bool:
-        """Whether any of brightness, contrast, saturation and hue is on."""
-        return self.brightness > 0 or self.contrast > 0 or self.saturation > 0 or self.hue > 0
+    def changes_pixels(self) -> bool:
+        """Whether colour jitter (any of brightness, contrast, saturation and hue) or a degradation is on."""
+        colour = self.brightness > 0 or self.contrast > 0 or self.saturation > 0 or self.hue > 0
+        degradation = self.occlusion_probability > 0 or self.blur_probability > 0 or self.noise_probability > 0
+        return colour or degradation
 
 
 @dataclass(frozen=True)
@@ -97,6 +140,11 @@ class ViewAugmentation:
         shift: (x, y) shift of the hand in the crop, fractions of the crop's side.
         brightness, contrast, saturation: colour factors (1 leaves the colour alone).
         hue: hue rotation, fraction of a full turn.
+        occlusion_box: the occluding rectangle (x0, y0, x1, y1), fractions of the crop's side; None: none.
+        occlusion_color: its RGB colour in [0, 1].
+        blur_sigma: standard deviation of the Gaussian blur, fraction of the crop's side (0: none).
+        noise_std: standard deviation of the pixel noise, pixels in [0, 1] (0: none)...
+        noise_seed: ...drawn from a generator of this seed.
     """
 
     rotation_degrees: float = 0.0
@@ -106,6 +154,11 @@ class ViewAugmentation:
     contrast: float = 1.0
     saturation: float = 1.0
     hue: float = 0.0
+    occlusion_box: tuple[float, float, float, float] | None = None
+    occlusion_color: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    blur_sigma: float = 0.0
+    noise_std: float = 0.0
+    noise_seed: int = 0
 
 
 def sample_view_augmentation(config: HandAugmentationConfig, rng: np.random.Generator) -> ViewAugmentation:
@@ -118,6 +171,16 @@ def sample_view_augmentation(config: HandAugmentationConfig, rng: np.random.Gene
         rng.uniform(1 - strength, 1 + strength) for strength in (config.brightness, config.contrast, config.saturation)
     )
     hue = rng.uniform(-config.hue, config.hue)
+    occlude = rng.random() < config.occlusion_probability
+    occlusion_half_size = rng.uniform(*config.occlusion_size, size=2) / 2
+    occlusion_centre = rng.uniform(0.2, 0.8, size=2)
+    occlusion_color = rng.random(3)
+    blur = rng.random() < config.blur_probability
+    blur_sigma = rng.uniform(0.0, config.blur_sigma)
+    noise = rng.random() < config.noise_probability
+    noise_std = rng.uniform(0.0, config.noise_std)
+    noise_seed = int(rng.integers(2**31))
+    occlusion_box = np.concatenate([occlusion_centre - occlusion_half_size, occlusion_centre + occlusion_half_size])
     return ViewAugmentation(
         rotation_degrees=float(angle) if rotate else 0.0,
         scale=float(scale),
@@ -126,6 +189,11 @@ def sample_view_augmentation(config: HandAugmentationConfig, rng: np.random.Gene
         contrast=float(contrast),
         saturation=float(saturation),
         hue=float(hue),
+        occlusion_box=tuple(float(value) for value in occlusion_box) if occlude else None,
+        occlusion_color=tuple(float(value) for value in occlusion_color),
+        blur_sigma=float(blur_sigma) if blur else 0.0,
+        noise_std=float(noise_std) if noise else 0.0,
+        noise_seed=noise_seed,
     )
 
 
@@ -162,3 +230,24 @@ def jitter_colour(pixels: np.ndarray, view: ViewAugmentation) -> np.ndarray:
     offset = hue @ saturation @ np.full(3, (1 - view.contrast) * mean_grey)
     jittered = pixels.reshape(-1, 3) @ matrix.T.astype(np.float32) + offset.astype(np.float32)
     return np.clip(jittered, 0.0, 1.0).reshape(pixels.shape)
+
+
+def degrade(pixels: np.ndarray, view: ViewAugmentation) -> np.ndarray:
+    """Apply the view's occluding rectangle, blur and noise, in that order (what stands in front of the hand is
+    blurred with it, the sensor's noise comes last), to RGB `pixels` (S, S, 3) in [0, 1]; clipped to [0, 1]."""
+    size = pixels.shape[0]
+    pixels = pixels.astype(np.float32, copy=True)
+    if view.occlusion_box is not None:
+        x0, y0, x1, y1 = (int(round(np.clip(value, 0.0, 1.0) * size)) for value in view.occlusion_box)
+        pixels[y0:y1, x0:x1] = np.asarray(view.occlusion_color, dtype=np.float32)
+    if view.blur_sigma > 0:
+        pixels = gaussian_filter(pixels, sigma=(view.blur_sigma * size, view.blur_sigma * size, 0), mode="nearest")
+    if view.noise_std > 0:
+        noise = np.random.default_rng(view.noise_seed).normal(0.0, view.noise_std, size=pixels.shape)
+        pixels = pixels + noise.astype(np.float32)
+    return np.clip(pixels, 0.0, 1.0)
+
+
+def augment_pixels(crop: np.ndarray, view: ViewAugmentation) -> np.ndarray:
+    """A crop (S, S, 3) uint8 -> float32 in [0, 1], colour-jittered (`jitter_colour`) then degraded (`degrade`)."""
+    return degrade(jitter_colour(crop.astype(np.float32) / 255, view), view)

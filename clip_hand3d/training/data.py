@@ -95,12 +95,14 @@ def training_transform(
     augment: bool = False,
     two_views: bool = False,
     seed: int | None = None,
+    degradations: bool = False,
 ) -> HandSampleTransform:
     """The transform from a dataset row to the model's inputs and targets, cropped by `processor` (the processor
     saved with the model, or its image processor). Without `augment` it crops exactly as `processor` does at
-    inference; with it, a random similarity and colour jitter (`HandAugmentationConfig.train()`) come on top."""
+    inference; with it, a random similarity and colour jitter (`HandAugmentationConfig.train()`) come on top, and
+    with `degradations` an occluding patch, blur and noise too."""
     image_processor = getattr(processor, "image_processor", processor)
-    augmentation = HandAugmentationConfig.train() if augment else HandAugmentationConfig.eval()
+    augmentation = HandAugmentationConfig.train(degradations) if augment else HandAugmentationConfig.eval()
     return HandSampleTransform(image_processor, augmentation=augmentation, two_views=two_views, seed=seed)
 
 

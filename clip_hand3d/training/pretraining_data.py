@@ -25,8 +25,8 @@ from clip_hand3d.data.unlabeled import UnlabeledHands, UnlabeledRow, crop_transf
 from clip_hand3d.image_processing import CLIPHand3DImageProcessor
 from clip_hand3d.training.augmentation import (
     HandAugmentationConfig,
+    augment_pixels,
     augmentation_affine,
-    jitter_colour,
     sample_view_augmentation,
 )
 from clip_hand3d.training.pretraining_objectives import normalised_view_affine
@@ -110,8 +110,8 @@ class ContrastiveViews:
         moved = augmentation_affine(augmentation, self.image_size)
         affine = moved @ np.vstack([crop_affine, [0.0, 0.0, 1.0]])
         crop = self.image_processor.crop(image, affine)
-        if self.augmentation.has_colour_jitter:
-            crop = jitter_colour(crop.astype(np.float32) / 255, augmentation)
+        if self.augmentation.changes_pixels:
+            crop = augment_pixels(crop, augmentation)
         pixels = self.image_processor.normalize(np.ascontiguousarray(crop.transpose(2, 0, 1)))
         view_affine = normalised_view_affine(torch.from_numpy(moved), self.image_size)
         return pixels.astype(np.float32), view_affine.numpy().astype(np.float32)

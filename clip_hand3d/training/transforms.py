@@ -36,8 +36,8 @@ from clip_hand3d.modeling.losses import VIEW2_SUFFIX
 from clip_hand3d.training.augmentation import (
     HandAugmentationConfig,
     ViewAugmentation,
+    augment_pixels,
     augmentation_affine,
-    jitter_colour,
     sample_view_augmentation,
 )
 
@@ -241,8 +241,8 @@ class HandSampleTransform:
     def _pixels(self, image: PIL.Image.Image, affine: np.ndarray, view: ViewAugmentation) -> np.ndarray:
         """The (3, S, S) crop through `affine`, colour-jittered: uint8 with `uint8_pixels`, else normalised."""
         crop = self.image_processor.crop(image, affine)
-        if self.augmentation.has_colour_jitter:
-            crop = jitter_colour(crop.astype(np.float32) / 255, view)
+        if self.augmentation.changes_pixels:
+            crop = augment_pixels(crop, view)
             if self.uint8_pixels:
                 crop = np.rint(crop * 255).astype(np.uint8)
         crop = np.ascontiguousarray(crop.transpose(2, 0, 1))

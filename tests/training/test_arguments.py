@@ -47,6 +47,7 @@ def test_unknown_variant_names_the_known_ones():
         (["--loss_weight_joint_offsets", "-1"], "--loss_weight_joint_offsets must be >= 0"),
         (["--preprocessing_num_workers", "0"], "--preprocessing_num_workers must be >= 1"),
         (["--push_to_hub"], "--push_to_hub needs --hub_model_id"),
+        (["--no-augment", "--augment_degradations"], "--augment_degradations adds to --augment"),
         (["--init_from", "/no/such/model"], "--init_from /no/such/model: no such folder"),
     ],
 )

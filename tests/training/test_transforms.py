@@ -17,6 +17,7 @@ from clip_hand3d.training.augmentation import (
     HandAugmentationConfig,
     ViewAugmentation,
     augmentation_affine,
+    degrade,
     jitter_colour,
     sample_view_augmentation,
 )
@@ -354,6 +355,9 @@ def test_bad_rows_name_the_field(changes, message):
         ({"scale_range": (1.2, 0.8)}, "scale_range must be"),
         ({"hue": 0.7}, "hue must be <= 0.5"),
         ({"brightness": 1.5}, "brightness must be <= 1"),
+        ({"blur_probability": 1.5}, r"blur_probability must be a probability in \[0, 1\]"),
+        ({"noise_std": -0.1}, "noise_std must be >= 0"),
+        ({"occlusion_size": (0.5, 1.5)}, "occlusion_size must be"),
     ],
 )
 def test_bad_augmentation_config(changes, message):
@@ -441,3 +445,75 @@ def test_collate_stacks_and_checks_shapes():
         collate_hand_batch([{"a": torch.zeros(2)}, {"b": torch.zeros(2)}])
     with pytest.raises(ValueError, match="at least one sample"):
         collate_hand_batch([])
+
+
+def test_degrade_draws_the_occluding_rectangle_in_its_colour_and_leaves_the_rest():
+    pixels = np.full((20, 20, 3), 0.5, dtype=np.float32)
+    view = ViewAugmentation(occlusion_box=(0.25, 0.5, 0.5, 1.0), occlusion_color=(1.0, 0.0, 0.25))
+    degraded = degrade(pixels, view)
+    np.testing.assert_array_equal(degraded[10:20, 5:10], np.broadcast_to([1.0, 0.0, 0.25], (10, 5, 3)))
+    outside = np.ones((20, 20), bool)
+    outside[10:20, 5:10] = False
+    np.testing.assert_array_equal(degraded[outside], 0.5)
+
+
+def test_degrade_blurs_a_point_into_a_gaussian_of_the_given_sigma_keeping_its_mass():
+    pixels = np.zeros((41, 41, 3), dtype=np.float32)
+    pixels[20, 20] = 1.0
+    blurred = degrade(pixels, ViewAugmentation(blur_sigma=2.0 / 41))  # 2 px
+    assert blurred[..., 0].sum() == pytest.approx(1.0, abs=1e-4)
+    offsets = np.arange(41) - 20
+    variance = (blurred[20, :, 0] / blurred[20, :, 0].sum() * offsets**2).sum()
+    assert variance == pytest.approx(4.0, rel=0.02)  # sigma^2
+    np.testing.assert_array_equal(degrade(pixels, ViewAugmentation()), pixels)  # nothing on: unchanged
+
+
+def test_degrade_adds_noise_of_the_given_std_reproducibly_from_its_seed():
+    pixels = np.full((64, 64, 3), 0.5, dtype=np.float32)
+    view = ViewAugmentation(noise_std=0.05, noise_seed=7)
+    noisy = degrade(pixels, view)
+    assert (noisy - 0.5).std() == pytest.approx(0.05, rel=0.05)
+    assert abs((noisy - 0.5).mean()) < 0.005
+    np.testing.assert_array_equal(noisy, degrade(pixels, view))
+    assert not np.array_equal(noisy, degrade(pixels, dataclasses.replace(view, noise_seed=8)))
+
+
+def test_degradations_are_drawn_at_their_rates_within_their_ranges_with_a_fixed_number_of_draws():
+    config = HandAugmentationConfig.train(degradations=True)
+    rng = np.random.default_rng(0)
+    views = [sample_view_augmentation(config, rng) for _ in range(1000)]
+    for rate in (
+        np.mean([view.occlusion_box is not None for view in views]),
+        np.mean([view.blur_sigma > 0 for view in views]),
+        np.mean([view.noise_std > 0 for view in views]),
+    ):
+        assert rate == pytest.approx(0.3, abs=0.05)
+    boxes = np.array([view.occlusion_box for view in views if view.occlusion_box is not None])
+    sides = boxes[:, 2:] - boxes[:, :2]
+    assert sides.min() >= 0.15 - 1e-9 and sides.max() <= 0.4 + 1e-9
+    centres = (boxes[:, 2:] + boxes[:, :2]) / 2
+    assert centres.min() >= 0.2 and centres.max() <= 0.8
+    assert max(view.blur_sigma for view in views) <= 0.008
+    assert max(view.noise_std for view in views) <= 0.04
+    # The geometry and colour draws do not depend on whether the degradations are on.
+    plain, degraded = (
+        [sample_view_augmentation(preset, np.random.default_rng(1)) for _ in range(3)]
+        for preset in (HandAugmentationConfig.train(), config)
+    )
+    assert [(v.rotation_degrees, v.scale, v.brightness) for v in plain] == [
+        (v.rotation_degrees, v.scale, v.brightness) for v in degraded
+    ]
+    assert all(view.occlusion_box is None and view.blur_sigma == 0 and view.noise_std == 0 for view in plain)
+
+
+def test_a_transform_with_degradations_changes_the_pixels_but_not_the_targets():
+    plain = make_transform(HandAugmentationConfig.train(), seed=0)
+    degraded = make_transform(
+        dataclasses.replace(
+            HandAugmentationConfig.train(), occlusion_probability=1.0, blur_probability=1.0, noise_probability=1.0
+        ),
+        seed=0,
+    )
+    first, second = plain(make_row(), rng=plain.generator_for(0)), degraded(make_row(), rng=degraded.generator_for(0))
+    torch.testing.assert_close(first["joints_uvd"], second["joints_uvd"])
+    assert not torch.equal(first["pixel_values"], second["pixel_values"])
