@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from accelerate import Accelerator
+from accelerate import Accelerator, PartialState
 from accelerate.logging import get_logger
 from accelerate.utils import DataLoaderConfiguration, DistributedDataParallelKwargs, set_seed
 from torch.utils.data import DataLoader
@@ -35,6 +35,7 @@ from clip_hand3d.training.checkpoints import resume_progress, save_checkpoint
 from clip_hand3d.training.crop_cache import hand_samples
 from clip_hand3d.training.data import PromptCollator, load_split, model_inputs, training_transform
 from clip_hand3d.training.loop import NonFiniteLossGuard, Throughput, optimizer_step, resumed_batches
+from clip_hand3d.training.precision import log_auto_precision, resolve_mixed_precision
 from clip_hand3d.training.pretraining import is_encoder_checkpoint, load_encoder_backbone, read_encoder_info
 from clip_hand3d.training.schedules import build_scheduler
 from clip_hand3d.variants import load_processor
@@ -101,7 +102,7 @@ def main(argv: list[str] | None = None) -> dict:
     output_dir = Path(args.output_dir)
     accelerator = Accelerator(
         gradient_accumulation_steps=args.gradient_accumulation_steps,
-        mixed_precision=args.mixed_precision,
+        mixed_precision=resolve_mixed_precision(args.mixed_precision, PartialState().device),
         log_with=None if args.report_to == "none" else args.report_to,
         project_dir=str(output_dir),
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
@@ -110,6 +111,7 @@ def main(argv: list[str] | None = None) -> dict:
     )
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     warn_about_idle_cpu_cores(accelerator)
+    log_auto_precision(args.mixed_precision, accelerator)
     set_seed(args.seed)
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
@@ -215,6 +217,7 @@ def main(argv: list[str] | None = None) -> dict:
     scores["mean_pose_pa_mpjpe"] = mean_pose_pa_mpjpe(train_joints, predictions["gt_joints"])
     scores["mean_shape_pa_mpjpe"] = mean_shape_pa_mpjpe(train_joints, predictions["gt_joints"])
     scores["steps"] = progress["global_step"]
+    scores["stage2_from_step"] = progress.get("stage2_from_step")
     if accelerator.is_main_process:
         save_outputs(args, accelerator.unwrap_model(model), processor, eval_dataloader, scores, curve, output_dir)
     accelerator.end_training()
@@ -245,7 +248,7 @@ def train_loop(
     model.train()
     # Runs until `max_steps` optimiser steps: steps skipped on a NaN loss are made up in further epochs.
     for batch in resumed_batches(accelerator, train_dataloader, progress, train_transform, collator):
-        stage = 1 if args.stage == 1 or progress["global_step"] < args.stage1_steps else 2
+        stage = training_stage(args, accelerator, progress, start)
         with accelerator.accumulate(model):
             outputs = model(**model_inputs(batch, predict_mesh=stage == 2, channels_last=args.channels_last))
             finite = optimizer_step(accelerator, model, optimizer, scheduler, outputs.loss, args.max_grad_norm)
@@ -264,6 +267,27 @@ def train_loop(
         if progress["global_step"] >= max_steps or out_of_time(accelerator, start, args.max_train_minutes):
             bar.close()
             return curve
+
+
+def training_stage(args, accelerator: Accelerator, progress: dict, start: float) -> int:
+    """The stage of the next step, 1 or 2. A --stage 2 run trains stage 1 for its first --stage1_steps steps, or
+    until --stage2_minutes of its time budget are left, whichever comes first. Once begun, stage 2 lasts: its first
+    step is kept in `progress` ("stage2_from_step"), which checkpoints save, so a resumed run stays in it."""
+    if args.stage == 1:
+        return 1
+    if "stage2_from_step" not in progress:
+        budget_left = args.stage2_minutes is not None and out_of_time(
+            accelerator, start, args.max_train_minutes - args.stage2_minutes
+        )
+        if progress["global_step"] < args.stage1_steps and not budget_left:
+            return 1
+        progress["stage2_from_step"] = progress["global_step"]
+        if progress["global_step"] < args.stage1_steps:
+            logger.info(
+                f"stage 2 starts at step {progress['global_step']} of {args.stage1_steps} planned for stage 1: "
+                f"{args.stage2_minutes} of the {args.max_train_minutes} minutes are left for it"
+            )
+    return 2
 
 
 def tracker_config(args) -> dict:

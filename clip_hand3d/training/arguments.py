@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 from clip_hand3d.training.data import parse_dataset_spec
+from clip_hand3d.training.precision import MIXED_PRECISIONS
 from clip_hand3d.variants import resolve_variant
 
 ABLATIONS = {
@@ -56,6 +57,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="With --stage 2: the first this many steps train stage 1 only (mesh skipped), then end to end: the "
         "paper's two stages in one run.",
+    )
+    parser.add_argument(
+        "--stage2_minutes",
+        type=float,
+        default=None,
+        help="With --stage1_steps and --max_train_minutes: stage 2 starts when this many minutes of the budget are "
+        "left, if --stage1_steps has not started it yet, so that a machine slower than the plan still trains the "
+        "mesh.",
     )
     parser.add_argument("--ablation", choices=sorted(ABLATIONS), default="none", help="The paper's table 3 switches.")
     parser.add_argument(
@@ -127,7 +136,11 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("run handling")
     group.add_argument("--gradient_accumulation_steps", type=int, default=1)
     group.add_argument(
-        "--mixed_precision", choices=("no", "fp16", "bf16"), default=None, help="Default: accelerate's config."
+        "--mixed_precision",
+        choices=MIXED_PRECISIONS,
+        default=None,
+        help="auto: bf16 where the device computes bfloat16 natively (a CUDA GPU with bf16; a CPU with AVX-512 BF16 "
+        "or AMX), no (float32) elsewhere. Default: accelerate's config.",
     )
     group.add_argument(
         "--channels_last",
@@ -210,6 +223,14 @@ def check_args(args: argparse.Namespace) -> None:
         raise ValueError(f"--stage1_steps must be >= 0, got {args.stage1_steps}")
     if args.stage1_steps > 0 and args.stage == 1:
         raise ValueError("--stage1_steps splits a --stage 2 run; with --stage 1 every step is stage 1")
+    if args.stage2_minutes is not None:
+        if args.stage1_steps == 0 or args.max_train_minutes is None:
+            raise ValueError("--stage2_minutes needs --stage1_steps and --max_train_minutes")
+        if not 0 < args.stage2_minutes < args.max_train_minutes:
+            raise ValueError(
+                f"--stage2_minutes must be > 0 and less than --max_train_minutes ({args.max_train_minutes}), got "
+                f"{args.stage2_minutes}"
+            )
     if args.max_steps < 0:
         raise ValueError(f"--max_steps must be >= 0 (0: run --num_epochs), got {args.max_steps}")
     for name in ("clip_batch_size", "eval_steps"):

@@ -1,12 +1,15 @@
 """train.py's arguments: recipes, dataset SPECs and the errors that fail at start."""
 
 import json
+from pathlib import Path
 
 import pytest
 
 from clip_hand3d.training.arguments import parse_args
 from clip_hand3d.training.data import DatasetSource, parse_dataset_spec
 from clip_hand3d.training.pretraining_arguments import parse_args as parse_pretraining_args
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_dataset_spec_parses_every_source(tmp_path):
@@ -49,6 +52,12 @@ def test_unknown_variant_names_the_known_ones():
         (["--push_to_hub"], "--push_to_hub needs --hub_model_id"),
         (["--no-augment", "--augment_degradations"], "--augment_degradations adds to --augment"),
         (["--init_from", "/no/such/model"], "--init_from /no/such/model: no such folder"),
+        (["--stage2_minutes", "2", "--max_train_minutes", "15"], "--stage2_minutes needs --stage1_steps"),
+        (["--stage2_minutes", "2", "--stage1_steps", "9"], "--stage2_minutes needs --stage1_steps and --max_train"),
+        (
+            ["--stage2_minutes", "15", "--stage1_steps", "9", "--max_train_minutes", "15"],
+            r"--stage2_minutes must be > 0 and less than --max_train_minutes \(15.0\), got 15.0",
+        ),
     ],
 )
 def test_bad_arguments_fail_at_start(flags, message):
@@ -86,3 +95,17 @@ def test_train_and_pretrain_share_the_run_arguments_and_their_checks(script, fla
     assert parse([*base, "--seed", "3", "--mixed_precision", "no"]).seed == 3
     with pytest.raises(ValueError, match=message):
         parse([*base, *flags])
+
+
+def test_the_readme_recipe_trains_in_native_precision_and_keeps_time_for_the_mesh():
+    args = parse_args(["--recipe", str(REPO / "recipes" / "synthetic_tiny_15min.json")])
+    assert (args.max_steps, args.stage1_steps, args.max_train_minutes) == (8600, 8200, 15)
+    assert args.stage2_minutes == 2 and args.mixed_precision == "auto" and args.channels_last
+
+
+@pytest.mark.parametrize("stage", [1, 2])
+def test_the_paper_recipes_parse(stage, tmp_path):
+    # Stage 2 starts from stage 1's output folder, which must exist.
+    init_from = ["--init_from", str(tmp_path)] if stage == 2 else []
+    args = parse_args(["--recipe", str(REPO / "recipes" / f"freihand_paper_stage{stage}.json"), *init_from])
+    assert args.stage == stage and args.config.endswith("clip-hand3d-r50") and args.train_batch_size == 48

@@ -172,6 +172,42 @@ def test_stage1_steps_train_the_joints_first_then_the_mesh_and_eval_steps_score_
     assert any(not torch.equal(step2[name], step3[name]) for name in step2)
 
 
+def test_stage2_starts_early_when_only_stage2_minutes_of_the_budget_are_left(tmp_path, monkeypatch, caplog):
+    """A machine slower than the plan: the time budget reaches its last --stage2_minutes during stage 1 (here from
+    the third check on, faked), so the mesh still trains, from that step to the end."""
+    checks = []
+
+    def fake_out_of_time(accelerator, start, max_minutes):
+        if max_minutes == 60:  # the whole budget: never spent
+            return False
+        checks.append(max_minutes)
+        return len(checks) >= 3
+
+    monkeypatch.setattr(train, "out_of_time", fake_out_of_time)
+    flags = ("--stage1_steps", "100", "--max_train_minutes", "60", "--stage2_minutes", "59.5")
+    with caplog.at_level("INFO"):
+        scores = train.main(tiny_run_args(tmp_path, *flags))
+    assert checks == [0.5, 0.5, 0.5]  # checked before each stage-1 step, not after stage 2 began
+    curve = json.loads((tmp_path / "training_curve.json").read_text())
+    assert ["loss_vertices" in record for record in curve if "loss_joints" in record] == [False, False, True, True]
+    assert scores["stage2_from_step"] == 2 and scores["steps"] == 4
+    assert json.loads((tmp_path / "metrics.json").read_text())["stage2_from_step"] == 2
+    assert "stage 2 starts at step 2 of 100 planned for stage 1: 59.5 of the 60.0 minutes are left" in caplog.text
+    assert json.loads((tmp_path / "checkpoint-4" / "training_progress.json").read_text())["stage2_from_step"] == 2
+
+
+def test_a_run_resumed_in_stage2_stays_in_it():
+    args = train.parse_args(["--stage1_steps", "100", "--max_train_minutes", "60", "--stage2_minutes", "1"])
+    accelerator = train.Accelerator(cpu=True)
+    now = train.time.monotonic()
+    assert train.training_stage(args, accelerator, {"global_step": 5}, start=now) == 1
+    resumed = {"global_step": 5, "stage2_from_step": 3}
+    assert train.training_stage(args, accelerator, resumed, start=now) == 2
+    fresh = {"global_step": 5}
+    assert train.training_stage(args, accelerator, fresh, start=now - 59.5 * 60) == 2
+    assert fresh["stage2_from_step"] == 5
+
+
 def test_stage1_steps_need_a_stage2_run():
     with pytest.raises(ValueError, match="--stage1_steps splits a --stage 2 run"):
         train.main(["--stage", "1", "--stage1_steps", "3"])
