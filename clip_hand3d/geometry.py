@@ -151,22 +151,21 @@ class UVDSpace:
     ) -> float:
         """The root depth (metres) at which the joints `uvd` (21, 3) give `bone` the metric length `bone_length`.
 
-        The length of the bone grows monotonically with the root depth once the camera is in front of the
-        hand, so a bisection on [near, far] finds it.
+        A joint at root depth z sits at X = r (z + o): r its ray scaled to unit depth, o its depth offset from the
+        root. The bone is then p z + q (p = r_a - r_b, q = r_a o_a - r_b o_b), and |p z + q| = bone_length is a
+        quadratic in z; its larger root is the depth in front of the camera, where the length grows with z. Depths
+        are kept at least `depth_range / 2` + 1 mm, where every joint the depth bins can hold is in front of the
+        camera; a bone that is longer than `bone_length` at every depth (its depth offset alone is longer) gets
+        that nearest depth.
         """
-
-        def length_at(depth: float) -> float:
-            joints = self.uvd_to_xyz(uvd, K_crop, depth)
-            return float(np.linalg.norm(joints[bone[0]] - joints[bone[1]]))
-
         near = self.depth_range / 2 + 1e-3
-        far = near
-        while length_at(far) < bone_length and far < 1e4:
-            far *= 2
-        for _ in range(60):
-            middle = (near + far) / 2
-            if length_at(middle) < bone_length:
-                near = middle
-            else:
-                far = middle
-        return (near + far) / 2
+        at_unit_depth = self.uvd_to_xyz(uvd[list(bone)], K_crop, root_depth=1.0)
+        rays = at_unit_depth / at_unit_depth[:, 2:3]
+        offsets = at_unit_depth[:, 2] - 1.0
+        p = rays[0] - rays[1]
+        q = rays[0] * offsets[0] - rays[1] * offsets[1]
+        a, half_b, c = p @ p, p @ q, q @ q - bone_length**2
+        discriminant = half_b**2 - a * c
+        if a <= 0 or discriminant < 0:
+            return near
+        return max(near, float((-half_b + np.sqrt(discriminant)) / a))
