@@ -134,6 +134,8 @@ class RealismReport:
             "largest_bone_ratio_error": float(np.abs(self.bone_ratio_errors).max()),
             "wrist_to_middle_mcp_mm": self.wrist_to_middle_mcp_mm,
             "render_images_per_second": self.render_images_per_second,
+            # Per image, so that two versions of the same hands can be compared pair by pair.
+            "detected": self.detected.tolist(),
         }
 
 

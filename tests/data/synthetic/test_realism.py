@@ -99,6 +99,7 @@ def test_probe_reports_exact_answers_of_an_exact_detector():
     summary = report.as_dict()
     assert summary["bone_ratios"]["middle proximal"]["reference"] == REFERENCE_BONE_RATIOS["middle proximal"]
     assert summary["pa_mpjpe_per_joint_mm"].keys() >= {"wrist", "little fingertip"}
+    assert summary["detected"] == [True, True, False, True]
     sheet = np.asarray(contact_sheet(samples, columns=2, tile=32))
     assert sheet.shape == (64, 64, 3)
     assert (sheet[32, 0] == (220, 30, 30)).all()  # the missed third image has a red frame
