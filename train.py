@@ -276,10 +276,10 @@ def training_stage(args, accelerator: Accelerator, progress: dict, start: float)
     if args.stage == 1:
         return 1
     if "stage2_from_step" not in progress:
-        budget_left = args.stage2_minutes is not None and out_of_time(
+        only_stage2_time_left = args.stage2_minutes is not None and out_of_time(
             accelerator, start, args.max_train_minutes - args.stage2_minutes
         )
-        if progress["global_step"] < args.stage1_steps and not budget_left:
+        if progress["global_step"] < args.stage1_steps and not only_stage2_time_left:
             return 1
         progress["stage2_from_step"] = progress["global_step"]
         if progress["global_step"] < args.stage1_steps:
