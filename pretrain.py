@@ -24,7 +24,7 @@ from argparse import Namespace
 from pathlib import Path
 
 import torch
-from accelerate import Accelerator, PartialState
+from accelerate import Accelerator
 from accelerate.logging import get_logger
 from accelerate.utils import DataLoaderConfiguration, set_seed
 from torch.utils.data import DataLoader
@@ -37,7 +37,7 @@ from clip_hand3d.training.augmentation import HandAugmentationConfig
 from clip_hand3d.training.checkpoints import resume_progress, save_checkpoint
 from clip_hand3d.training.data import collate_hand_batch
 from clip_hand3d.training.loop import NonFiniteLossGuard, Throughput, optimizer_step, resumed_batches
-from clip_hand3d.training.precision import log_auto_precision, resolve_mixed_precision
+from clip_hand3d.training.precision import launch_device, log_auto_precision, resolve_mixed_precision
 from clip_hand3d.training.pretraining import (
     LARS,
     EncoderInfo,
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> dict:
     output_dir = Path(args.output_dir)
     accelerator = Accelerator(
         gradient_accumulation_steps=args.gradient_accumulation_steps,
-        mixed_precision=resolve_mixed_precision(args.mixed_precision, PartialState().device),
+        mixed_precision=resolve_mixed_precision(args.mixed_precision, launch_device()),
         log_with=None if args.report_to == "none" else args.report_to,
         project_dir=str(output_dir),
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from accelerate import Accelerator, PartialState
+from accelerate import Accelerator
 from accelerate.logging import get_logger
 from accelerate.utils import DataLoaderConfiguration, DistributedDataParallelKwargs, set_seed
 from torch.utils.data import DataLoader
@@ -35,7 +35,7 @@ from clip_hand3d.training.checkpoints import resume_progress, save_checkpoint
 from clip_hand3d.training.crop_cache import hand_samples
 from clip_hand3d.training.data import PromptCollator, load_split, model_inputs, training_transform
 from clip_hand3d.training.loop import NonFiniteLossGuard, Throughput, optimizer_step, resumed_batches
-from clip_hand3d.training.precision import log_auto_precision, resolve_mixed_precision
+from clip_hand3d.training.precision import launch_device, log_auto_precision, resolve_mixed_precision
 from clip_hand3d.training.pretraining import is_encoder_checkpoint, load_encoder_backbone, read_encoder_info
 from clip_hand3d.training.schedules import build_scheduler
 from clip_hand3d.variants import load_processor
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> dict:
     output_dir = Path(args.output_dir)
     accelerator = Accelerator(
         gradient_accumulation_steps=args.gradient_accumulation_steps,
-        mixed_precision=resolve_mixed_precision(args.mixed_precision, PartialState().device),
+        mixed_precision=resolve_mixed_precision(args.mixed_precision, launch_device()),
         log_with=None if args.report_to == "none" else args.report_to,
         project_dir=str(output_dir),
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),

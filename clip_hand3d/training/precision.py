@@ -6,6 +6,8 @@ BF16 and 20-80x slower on an AVX2-only one (docs/benchmarks.md). `auto` lets one
 machine.
 """
 
+import os
+
 import torch
 from accelerate import Accelerator
 from accelerate.logging import get_logger
@@ -21,6 +23,14 @@ def has_native_bf16(device: torch.device) -> bool:
     if device.type == "cpu":
         return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
     return False
+
+
+def launch_device() -> torch.device:
+    """The device the Accelerator will train on, read before it exists (creating accelerate's state early would
+    set up the process group before the Accelerator does): the CPU under `accelerate launch --cpu` (or
+    ACCELERATE_USE_CPU=1) or without CUDA, else CUDA."""
+    use_cpu = os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes")
+    return torch.device("cpu" if use_cpu or not torch.cuda.is_available() else "cuda")
 
 
 def resolve_mixed_precision(requested: str | None, device: torch.device) -> str | None:

@@ -39,3 +39,13 @@ def test_an_explicit_precision_is_kept_whatever_the_device(monkeypatch, requeste
 def test_an_unknown_precision_is_named():
     with pytest.raises(ValueError, match="--mixed_precision must be one of no, fp16, bf16, auto, got 'fp8'"):
         resolve_mixed_precision("fp8", CPU)
+
+
+@pytest.mark.parametrize(
+    ("use_cpu", "cuda", "expected"),
+    [("1", True, "cpu"), ("true", True, "cpu"), ("", True, "cuda"), ("", False, "cpu")],
+)
+def test_the_launch_device_follows_accelerates_cpu_flag_and_cuda(monkeypatch, use_cpu, cuda, expected):
+    monkeypatch.setenv("ACCELERATE_USE_CPU", use_cpu)
+    monkeypatch.setattr(precision.torch.cuda, "is_available", lambda: cuda)
+    assert precision.launch_device().type == expected
